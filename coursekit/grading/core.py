@@ -1,0 +1,253 @@
+"""The one grading helper that every hidden test goes through.
+
+A *task* says how an assignment function is graded: the reference implementation, a
+seeded generator of test cases (several shapes and the edge cases), how to call a function
+on a case, the tolerance, and a list of known mistakes used to diagnose a wrong answer.
+A hidden test cell is then a single line::
+
+    check("a1.softmax", softmax, seed=2024)
+
+Grading is split in two halves on purpose:
+
+* :func:`collect_outputs` runs the *student's* function on the cases and turns the results
+  into plain float64 ndarrays (no subclasses, no objects) or a recorded exception;
+* :func:`judge` compares those plain arrays with the reference on the same cases.
+
+``check`` does both in the student's kernel. The sandboxed grader runs only the first half
+in the student's kernel and the second in a trusted process, without changing any test.
+Failure messages name the case by its label ("batch of 1", "large logits"), never its
+inputs, and never print reference code.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class Case:
+    """One input to grade on. ``label`` is what a student sees in a failure message."""
+
+    label: str
+    args: tuple = ()
+    kwargs: dict = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Mistake:
+    """A known wrong implementation, with the message that explains it.
+
+    If a wrong answer matches ``implementation``'s output on a failing case, the message
+    is shown ("matches Adam without bias correction: ...").
+    """
+
+    message: str
+    implementation: Callable
+
+
+def call_with_case(fn: Callable, case: Case) -> Any:
+    """The default way to run a function on a case: ``fn(*args, **kwargs)``."""
+    return fn(*case.args, **case.kwargs)
+
+
+@dataclass(frozen=True)
+class Task:
+    name: str
+    reference: Callable
+    cases: Callable[[np.random.Generator], Sequence[Case]]
+    rtol: float = 1e-6
+    atol: float = 1e-8
+    run: Callable[[Callable, Case], Any] = call_with_case
+    mistakes: tuple[Mistake, ...] = ()
+    description: str = ""
+
+
+class GradingError(AssertionError):
+    """Raised by :func:`check` when a function fails a hidden test."""
+
+
+_REGISTRY: dict[str, Task] = {}
+
+
+def register(task: Task) -> Task:
+    if task.name in _REGISTRY:
+        raise ValueError(f"grading task {task.name!r} is already registered")
+    _REGISTRY[task.name] = task
+    return task
+
+
+def get_task(name: str) -> Task:
+    _load_all_tasks()
+    try:
+        return _REGISTRY[name]
+    except KeyError:
+        known = ", ".join(sorted(_REGISTRY)) or "none"
+        raise KeyError(f"unknown grading task {name!r}; known tasks: {known}") from None
+
+
+def task_names() -> list[str]:
+    _load_all_tasks()
+    return sorted(_REGISTRY)
+
+
+def _load_all_tasks() -> None:
+    from coursekit.grading import tasks  # noqa: F401  (registers on import)
+
+
+# -- plain data ---------------------------------------------------------------------------
+def to_plain(value: Any) -> Any:
+    """Convert a result into plain data: float64/int64 base ndarrays, tuples, dicts of those.
+
+    Subclasses are stripped (a lying ndarray subclass becomes its underlying numbers), and
+    anything that is not numeric raises ``TypeError``.
+    """
+    if isinstance(value, dict):
+        return {str(k): to_plain(v) for k, v in value.items()}
+    if isinstance(value, (tuple, list)):
+        return tuple(to_plain(v) for v in value)
+    if isinstance(value, (bool, np.bool_)):
+        return np.array(bool(value))
+    if isinstance(value, np.ndarray) or np.isscalar(value):
+        arr = np.array(np.asarray(value).view(np.ndarray), copy=True)
+        if arr.dtype.kind in "iub":
+            return arr.astype(np.int64)
+        if arr.dtype.kind == "f":
+            return arr.astype(np.float64)
+        raise TypeError(f"expected numbers, got an array of dtype {arr.dtype}")
+    raise TypeError(f"expected a number or an array, got {type(value).__name__}")
+
+
+@dataclass
+class Outcome:
+    """What a function produced on one case: plain outputs, or the error it raised."""
+
+    label: str
+    output: Any = None
+    error: str | None = None
+
+
+def collect_outputs(task: Task, fn: Callable, seed: int) -> list[Outcome]:
+    """Run ``fn`` on the task's cases; each case gets fresh copies of its inputs."""
+    outcomes = []
+    for case in task.cases(np.random.default_rng(seed)):
+        try:
+            out = task.run(fn, copy.deepcopy(case))
+        except Exception as exc:  # noqa: BLE001 - a student's error is a result
+            outcomes.append(Outcome(case.label, error=f"raised {type(exc).__name__}: {exc}"))
+            continue
+        try:
+            outcomes.append(Outcome(case.label, output=to_plain(out)))
+        except TypeError as exc:
+            outcomes.append(Outcome(case.label, error=f"returned an unusable result: {exc}"))
+    return outcomes
+
+
+# -- comparison ---------------------------------------------------------------------------
+def describe_mismatch(got: Any, want: Any, rtol: float, atol: float, where: str = "") -> str | None:
+    """``None`` if ``got`` matches ``want``; otherwise a short description of the difference."""
+    if isinstance(want, dict):
+        if not isinstance(got, dict) or set(got) != set(want):
+            return f"expected a dict with keys {sorted(want)}"
+        for key in want:
+            msg = describe_mismatch(got[key], want[key], rtol, atol, f"{where}[{key!r}]")
+            if msg:
+                return msg
+        return None
+    if isinstance(want, tuple):
+        if not isinstance(got, tuple) or len(got) != len(want):
+            return f"expected {len(want)} return values{where and ' in ' + where}"
+        for i, (g, w) in enumerate(zip(got, want)):
+            msg = describe_mismatch(g, w, rtol, atol, f"{where}[{i}]")
+            if msg:
+                return msg
+        return None
+    if isinstance(got, (tuple, dict)):
+        return f"expected a single array{where and ' for ' + where}, got {type(got).__name__}"
+    label = f"output{where}"
+    if got.shape != want.shape:
+        return f"{label} has shape {got.shape}, expected {want.shape}"
+    if want.dtype.kind == "i":
+        if got.dtype.kind == "f" and not np.all(got == np.round(got)):
+            return f"{label} should hold integers"
+        wrong = int(np.count_nonzero(got != want))
+        return f"{label}: {wrong} of {want.size} entries are wrong" if wrong else None
+    if np.isnan(got).any() and not np.isnan(want).any():
+        return f"{label} contains NaN (overflow or 0/0?)"
+    if np.isinf(got).any() and not np.isinf(want).any():
+        return f"{label} contains inf (overflow?)"
+    close = np.isclose(got, want, rtol=rtol, atol=atol, equal_nan=True)
+    if close.all():
+        return None
+    denom = np.maximum(np.abs(want), atol)
+    err = float(np.max(np.abs(got - want)[~close] / denom[~close]))
+    return f"{label}: {int((~close).sum())} of {want.size} entries differ (max relative error {err:.2e})"
+
+
+@dataclass
+class Verdict:
+    task: str
+    passed: bool
+    cases: int
+    failures: list[str]
+
+    def message(self) -> str:
+        head = f"{self.task}: {self.cases - len(self.failures)}/{self.cases} hidden cases passed"
+        return "\n".join([head, *("  - " + f for f in self.failures)])
+
+
+def judge(task: Task, seed: int, outcomes: Sequence[Outcome]) -> Verdict:
+    """Compare recorded outcomes with the reference on the same seeded cases."""
+    with np.errstate(all="ignore"):  # a diagnosis may overflow on purpose; stay quiet
+        return _judge(task, seed, outcomes)
+
+
+def _judge(task: Task, seed: int, outcomes: Sequence[Outcome]) -> Verdict:
+    cases = list(task.cases(np.random.default_rng(seed)))
+    failures: list[str] = []
+    if len(outcomes) != len(cases):
+        failures.append(f"expected results for {len(cases)} cases, got {len(outcomes)}")
+        return Verdict(task.name, False, len(cases), failures)
+    for case, outcome in zip(cases, outcomes):
+        if outcome.error is not None:
+            failures.append(f"case '{case.label}': {outcome.error}")
+            continue
+        want = to_plain(task.run(task.reference, copy.deepcopy(case)))
+        problem = describe_mismatch(outcome.output, want, task.rtol, task.atol)
+        if problem is None:
+            continue
+        hint = _diagnose(task, case, outcome.output)
+        failures.append(f"case '{case.label}': {problem}" + (f"\n    hint: {hint}" if hint else ""))
+    return Verdict(task.name, not failures, len(cases), failures)
+
+
+def _diagnose(task: Task, case: Case, got: Any) -> str | None:
+    for mistake in task.mistakes:
+        try:
+            wrong = to_plain(task.run(mistake.implementation, copy.deepcopy(case)))
+        except Exception:  # noqa: BLE001 - a diagnosis that does not apply is skipped
+            continue
+        if describe_mismatch(got, wrong, task.rtol, task.atol) is None:
+            return mistake.message
+    return None
+
+
+def check(task_name: str, fn: Callable, *, seed: int) -> Verdict:
+    """Grade ``fn`` on the hidden cases of ``task_name``; raise :class:`GradingError` on failure.
+
+    ``fn`` is the student's function, or a tuple of functions for tasks that need several
+    (a layer's ``(forward, backward)``: the backward pass consumes the student's own cache).
+    """
+    task = get_task(task_name)
+    functions = fn if isinstance(fn, tuple) else (fn,)
+    if not functions or not all(callable(f) for f in functions):
+        got = ", ".join(type(f).__name__ for f in functions) or "nothing"
+        raise GradingError(f"{task_name}: expected a function, got {got}")
+    verdict = judge(task, seed, collect_outputs(task, fn, seed))
+    if not verdict.passed:
+        raise GradingError(verdict.message())
+    return verdict
