@@ -16,10 +16,8 @@ MODES = ("train", "test")
 
 def as_array(x, name: str) -> np.ndarray:
     """Return ``x`` as an ndarray, rejecting objects numpy cannot turn into numbers."""
-    if isinstance(x, np.ndarray):
-        return x
     try:
-        arr = np.asarray(x)
+        arr = x if isinstance(x, np.ndarray) else np.asarray(x)
     except (TypeError, ValueError) as exc:
         raise TypeError(f"{name} must be array-like, got {type(x).__name__}") from exc
     if arr.dtype == object:

@@ -80,3 +80,18 @@ def normalization_inputs(draw, min_batch: int = 1, max_batch: int = 8, max_featu
     beta = draw(float64_arrays((d,)))
     dout = draw(float64_arrays((n, d)))
     return x, gamma, beta, dout
+
+
+@st.composite
+def named_param_dicts(draw, elements=FLOATS, max_dim: int = 7):
+    """A two-layer net's parameters ``{"W1": (a, b), "b1": (b,), "W2": (b, c)}`` in float64.
+
+    The shape of a model's ``params`` (or of its gradients) for the optimizer, clipping and
+    penalty tests; ``elements`` controls the values (e.g. larger ones to make clipping act).
+    """
+    a, b, c = (draw(small_dim(1, max_dim)) for _ in range(3))
+    return {
+        "W1": draw(float64_arrays((a, b), elements)),
+        "b1": draw(float64_arrays((b,), elements)),
+        "W2": draw(float64_arrays((b, c), elements)),
+    }
