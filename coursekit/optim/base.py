@@ -123,7 +123,7 @@ class Optimizer:
         self._check_grads(grads)
         for name, param in self.params.items():
             if name not in self.state:  # a parameter added to the dict after construction
-                self.state[name] = self._init_state(param)
+                self.state[name] = self._init_state(check_float_array(param, f"parameter {name!r}"))
             self._update(name, param, grads[name], self.state[name])
 
     def _check_grads(self, grads: Mapping[str, np.ndarray]) -> None:
@@ -223,6 +223,11 @@ class Optimizer:
                         f"but params[{name!r}] has shape {self.params[name].shape}"
                     )
         hyperparams = copy.deepcopy(dict(state_dict["hyperparams"]))
+        if set(hyperparams) != set(self.hyperparams):
+            raise ValueError(
+                f"state_dict hyperparams {sorted(hyperparams)} are not "
+                f"{type(self).__name__}'s {sorted(self.hyperparams)}"
+            )
         self._validate_hyperparams(hyperparams)
         self.hyperparams = hyperparams
         self.state = copy.deepcopy({name: dict(entries) for name, entries in state.items()})
