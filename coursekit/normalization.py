@@ -1,0 +1,380 @@
+r"""Batch normalization and layer normalization for fully connected layers.
+
+Both layers standardize their input and then apply a learnable per-feature scale
+:math:`\gamma` and shift :math:`\beta`:
+
+.. math::
+
+    \hat x = \frac{x - \mu}{\sqrt{\sigma^2 + \epsilon}}, \qquad y = \gamma \hat x + \beta .
+
+They differ in *which* values the statistics are taken over. For ``x`` of shape ``(N, D)``
+BatchNorm takes :math:`\mu, \sigma^2` per feature over the ``N`` samples of the batch (a
+column of ``x``); LayerNorm takes them per sample over its ``D`` features (a row of ``x``).
+
+The functions follow the layer pattern of the package: ``*_forward`` returns
+``(out, cache)`` and ``*_backward(dout, cache)`` returns ``(dx, dgamma, dbeta)``. The dtype of
+``x`` is kept: float32 in gives float32 out (``gamma`` and ``beta`` are cast to it).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from coursekit._validation import (
+    as_array,
+    check_float_array,
+    check_mode,
+    check_ndim,
+    check_positive,
+    check_same_shape,
+)
+
+__all__ = [
+    "batchnorm_forward",
+    "batchnorm_backward",
+    "batchnorm_backward_graph",
+    "layernorm_forward",
+    "layernorm_backward",
+]
+
+
+def _check_input(x) -> np.ndarray:
+    x = check_float_array(x, "x")
+    return check_ndim(x, 2, "x")
+
+
+def _check_feature_vector(v, name: str, x: np.ndarray) -> np.ndarray:
+    """A per-feature parameter of shape ``(D,)`` for ``x`` of shape ``(N, D)``."""
+    v = as_array(v, name)
+    if v.shape != (x.shape[1],):
+        raise ValueError(
+            f"{name} must have shape ({x.shape[1]},) to match x of shape {x.shape}, got {v.shape}"
+        )
+    return v
+
+
+def _check_running(v, name: str, x: np.ndarray) -> np.ndarray:
+    # Running statistics are updated in place, so they must already be float arrays.
+    v = check_float_array(v, name)
+    return _check_feature_vector(v, name, x)
+
+
+def _check_eps(eps) -> float:
+    if isinstance(eps, bool) or not isinstance(eps, (int, float, np.floating)):
+        raise TypeError(f"eps must be a positive number, got {type(eps).__name__}")
+    check_positive(eps, "eps")
+    return float(eps)
+
+
+def _check_momentum(momentum) -> float:
+    if isinstance(momentum, bool) or not isinstance(momentum, (int, float, np.floating)):
+        raise TypeError(
+            f"momentum must be a number in [0, 1], got {type(momentum).__name__} "
+            "(the cumulative average of momentum=None is not supported)"
+        )
+    if not 0.0 <= momentum <= 1.0:
+        raise ValueError(f"momentum must be in [0, 1], got {momentum}")
+    return float(momentum)
+
+
+def _check_dout(dout, like: np.ndarray) -> np.ndarray:
+    dout = check_float_array(dout, "dout")
+    check_same_shape(dout, like, "dout", "the forward input x")
+    return dout
+
+
+def _column_dot(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """``(a * b).sum(axis=0)`` without the ``(N, D)`` temporary."""
+    return np.einsum("ij,ij->j", a, b)
+
+
+def _row_dot(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """``(a * b).sum(axis=1)`` without the ``(N, D)`` temporary."""
+    return np.einsum("ij,ij->i", a, b)
+
+
+def batchnorm_forward(
+    x,
+    gamma,
+    beta,
+    running_mean,
+    running_var,
+    *,
+    mode: str,
+    momentum: float = 0.1,
+    eps: float = 1e-5,
+):
+    r"""Batch normalization of a fully connected layer's activations.
+
+    In ``mode="train"`` each feature :math:`j` is standardized with the statistics of the
+    current batch of :math:`N` samples,
+
+    .. math::
+
+        \mu_j = \frac1N \sum_i x_{ij}, \qquad
+        \sigma_j^2 = \frac1N \sum_i (x_{ij} - \mu_j)^2, \qquad
+        \hat x_{ij} = \frac{x_{ij} - \mu_j}{\sqrt{\sigma_j^2 + \epsilon}}, \qquad
+        y_{ij} = \gamma_j \hat x_{ij} + \beta_j ,
+
+    and the running averages are updated **in place** exactly as
+    ``torch.nn.functional.batch_norm`` does:
+
+    .. math::
+
+        \text{running\_mean} \leftarrow (1 - m)\,\text{running\_mean} + m\,\mu, \qquad
+        \text{running\_var} \leftarrow (1 - m)\,\text{running\_var} + m\,\frac{N}{N-1}\sigma^2 ,
+
+    with :math:`m` = ``momentum`` weighting the *new* batch and the unbiased batch variance
+    in the variance average (the normalization itself uses the biased :math:`\sigma^2`).
+
+    In ``mode="test"`` the running averages replace the batch statistics and are not
+    changed, so each sample's output no longer depends on the rest of the batch.
+
+    Parameters
+    ----------
+    x : ndarray of shape (N, D)
+        Floating-point input.
+    gamma, beta : array_like of shape (D,)
+        Learnable scale and shift.
+    running_mean, running_var : ndarray of shape (D,)
+        Running averages; updated in place in train mode.
+    mode : {"train", "test"}
+        Which statistics to normalize with.
+    momentum : float, default 0.1
+        Weight of the new batch in the running averages (PyTorch's convention). Some lecture
+        sources write the update as ``running = rho * running + (1 - rho) * batch`` with
+        ``rho = 0.9`` on the *old* value; that is the same rule with ``momentum = 1 - rho = 0.1``.
+    eps : float, default 1e-5
+        Added to the variance before the square root.
+
+    Returns
+    -------
+    out : ndarray of shape (N, D)
+    cache : dict
+        What the backward passes need: ``centered`` (:math:`x - \mu`), ``inv_std``
+        (:math:`1/\sqrt{\sigma^2 + \epsilon}`, shape ``(D,)``), ``gamma`` and ``mode``.
+
+    Raises
+    ------
+    ValueError
+        For ``N == 1`` in train mode: one sample per feature has no spread to normalize by
+        (PyTorch raises too), and for parameter shapes that do not match ``x``.
+    """
+    x = _check_input(x)
+    check_mode(mode)
+    gamma = _check_feature_vector(gamma, "gamma", x).astype(x.dtype, copy=False)
+    beta = _check_feature_vector(beta, "beta", x).astype(x.dtype, copy=False)
+    running_mean = _check_running(running_mean, "running_mean", x)
+    running_var = _check_running(running_var, "running_var", x)
+    momentum = _check_momentum(momentum)
+    eps = _check_eps(eps)
+    n = x.shape[0]
+
+    if mode == "train":
+        if n < 2:
+            raise ValueError(
+                f"batchnorm_forward in train mode needs at least 2 samples per feature to "
+                f"compute a batch variance, got x of shape {x.shape}; use a larger batch or "
+                f"mode='test'"
+            )
+        mean = x.mean(axis=0)
+        centered = x - mean
+        var = _column_dot(centered, centered) / n
+        running_mean *= 1.0 - momentum
+        running_mean += momentum * mean
+        running_var *= 1.0 - momentum
+        running_var += (momentum * n / (n - 1)) * var
+    else:
+        centered = x - running_mean.astype(x.dtype, copy=False)
+        var = running_var.astype(x.dtype, copy=False)
+
+    inv_std = 1.0 / np.sqrt(var + x.dtype.type(eps))
+    out = centered * (gamma * inv_std)
+    out += beta
+    cache = {"centered": centered, "inv_std": inv_std, "gamma": gamma, "mode": mode}
+    return out, cache
+
+
+def batchnorm_backward(dout, cache):
+    r"""Backward pass of :func:`batchnorm_forward` in the simplified closed form.
+
+    Collapsing the computation graph of the forward pass gives, per feature (sums over the
+    batch, :math:`\sigma = \sqrt{\sigma^2 + \epsilon}`):
+
+    .. math::
+
+        \frac{\partial L}{\partial \beta} = \sum_i g_i, \qquad
+        \frac{\partial L}{\partial \gamma} = \sum_i g_i \hat x_i, \qquad
+        \frac{\partial L}{\partial x_i} = \frac{\gamma}{N \sigma}
+            \Big(N g_i - \sum_k g_k - \hat x_i \sum_k g_k \hat x_k\Big),
+
+    where :math:`g = \partial L / \partial y` is ``dout``. The two sums are exactly
+    ``dbeta`` and ``dgamma``, so they are computed once and reused. In test mode the
+    statistics are constants and :math:`\partial L/\partial x_i = \gamma g_i / \sigma`.
+
+    Parameters
+    ----------
+    dout : ndarray of shape (N, D)
+        Upstream gradient.
+    cache : dict
+        From :func:`batchnorm_forward`.
+
+    Returns
+    -------
+    dx : ndarray of shape (N, D)
+    dgamma, dbeta : ndarray of shape (D,)
+    """
+    centered, inv_std, gamma = cache["centered"], cache["inv_std"], cache["gamma"]
+    dout = _check_dout(dout, centered)
+    dbeta = dout.sum(axis=0)
+    dgamma = _column_dot(dout, centered) * inv_std
+    if cache["mode"] == "test":
+        return dout * (gamma * inv_std), dgamma, dbeta
+    n = centered.shape[0]
+    dx = centered * (-inv_std * dgamma / n)  # the x-hat term: centered * inv_std = x-hat
+    dx += dout
+    dx -= dbeta / n
+    dx *= gamma * inv_std
+    return dx, dgamma, dbeta
+
+
+def batchnorm_backward_graph(dout, cache):
+    r"""Backward pass of :func:`batchnorm_forward`, one node of the graph at a time.
+
+    The forward pass in train mode is the chain of nodes
+
+    .. math::
+
+        \mu = \tfrac1N \textstyle\sum_i x_i \;\to\; c = x - \mu \;\to\;
+        v = \tfrac1N \textstyle\sum_i c_i^2 \;\to\; s = \sqrt{v + \epsilon} \;\to\;
+        r = 1/s \;\to\; \hat x = c\,r \;\to\; z = \gamma \hat x \;\to\; y = z + \beta ,
+
+    and this function applies the chain rule to each node in reverse order. It is slower
+    than :func:`batchnorm_backward` and exists to show where the closed form comes from;
+    both give the same gradients. The forward pass cached :math:`c` and :math:`r`; the other
+    node values are rebuilt from them (:math:`s = 1/r`, :math:`\hat x = c\,r`).
+
+    Parameters
+    ----------
+    dout : ndarray of shape (N, D)
+        Upstream gradient.
+    cache : dict
+        From :func:`batchnorm_forward`.
+
+    Returns
+    -------
+    dx : ndarray of shape (N, D)
+    dgamma, dbeta : ndarray of shape (D,)
+    """
+    centered, inv_std, gamma = cache["centered"], cache["inv_std"], cache["gamma"]
+    dout = _check_dout(dout, centered)
+    n = centered.shape[0]
+    std = 1.0 / inv_std
+    xhat = centered * inv_std
+
+    # y = z + beta
+    dbeta = dout.sum(axis=0)
+    dz = dout
+    # z = gamma * xhat
+    dgamma = (dz * xhat).sum(axis=0)
+    dxhat = dz * gamma
+    # xhat = centered * inv_std
+    dcentered = dxhat * inv_std
+    if cache["mode"] == "test":
+        # The running statistics are constants: the graph ends at the centering.
+        return dcentered, dgamma, dbeta
+    dinv_std = (dxhat * centered).sum(axis=0)
+    # inv_std = 1 / std
+    dstd = -dinv_std / std**2
+    # std = sqrt(var + eps)
+    dvar = dstd * 0.5 / std
+    # var = mean(centered ** 2): the second path into `centered`
+    dcentered += 2.0 * centered * dvar / n
+    # centered = x - mean: x reaches the output directly and through the mean
+    dmean = -dcentered.sum(axis=0)
+    # mean = sum(x) / N
+    dx = dcentered + dmean / n
+    return dx, dgamma, dbeta
+
+
+def layernorm_forward(x, gamma, beta, eps: float = 1e-5):
+    r"""Layer normalization: standardize each sample over its features.
+
+    For each row :math:`i` of ``x`` (shape ``(N, D)``):
+
+    .. math::
+
+        \mu_i = \frac1D \sum_j x_{ij}, \qquad
+        \sigma_i^2 = \frac1D \sum_j (x_{ij} - \mu_i)^2, \qquad
+        y_{ij} = \gamma_j \frac{x_{ij} - \mu_i}{\sqrt{\sigma_i^2 + \epsilon}} + \beta_j .
+
+    The statistics come from the sample itself, so LayerNorm behaves the same in training
+    and at test time (there is no ``mode`` and no running average) and works for ``N == 1``.
+    Matches ``torch.nn.functional.layer_norm(x, (D,), gamma, beta, eps)``.
+
+    Parameters
+    ----------
+    x : ndarray of shape (N, D)
+        Floating-point input.
+    gamma, beta : array_like of shape (D,)
+        Learnable per-feature scale and shift.
+    eps : float, default 1e-5
+        Added to the variance before the square root.
+
+    Returns
+    -------
+    out : ndarray of shape (N, D)
+    cache : dict
+        ``xhat``, ``gamma`` and ``inv_std`` (shape ``(N, 1)``) for :func:`layernorm_backward`.
+    """
+    x = _check_input(x)
+    gamma = _check_feature_vector(gamma, "gamma", x).astype(x.dtype, copy=False)
+    beta = _check_feature_vector(beta, "beta", x).astype(x.dtype, copy=False)
+    eps = _check_eps(eps)
+    d = x.shape[1]
+    xhat = x - x.mean(axis=1, keepdims=True)  # centered here, normalized in place below
+    inv_std = 1.0 / np.sqrt(_row_dot(xhat, xhat)[:, None] / d + x.dtype.type(eps))
+    xhat *= inv_std
+    out = xhat * gamma
+    out += beta
+    return out, {"xhat": xhat, "gamma": gamma, "inv_std": inv_std}
+
+
+def layernorm_backward(dout, cache):
+    r"""Backward pass of :func:`layernorm_forward`.
+
+    With :math:`g = \partial L/\partial y` and :math:`h = g\gamma` (the gradient with respect
+    to :math:`\hat x`), each row follows the same closed form as BatchNorm with the roles of
+    samples and features swapped (sums over the ``D`` features of the row):
+
+    .. math::
+
+        \frac{\partial L}{\partial x_{ij}} = \frac{1}{D \sigma_i}
+            \Big(D h_{ij} - \sum_k h_{ik} - \hat x_{ij} \sum_k h_{ik} \hat x_{ik}\Big),
+        \qquad
+        \frac{\partial L}{\partial \gamma_j} = \sum_i g_{ij} \hat x_{ij}, \qquad
+        \frac{\partial L}{\partial \beta_j} = \sum_i g_{ij}.
+
+    Parameters
+    ----------
+    dout : ndarray of shape (N, D)
+        Upstream gradient.
+    cache : dict
+        From :func:`layernorm_forward`.
+
+    Returns
+    -------
+    dx : ndarray of shape (N, D)
+    dgamma, dbeta : ndarray of shape (D,)
+    """
+    xhat, gamma, inv_std = cache["xhat"], cache["gamma"], cache["inv_std"]
+    dout = _check_dout(dout, xhat)
+    d = xhat.shape[1]
+    dbeta = dout.sum(axis=0)
+    dgamma = _column_dot(dout, xhat)
+    dx = dout * gamma  # the gradient with respect to x-hat, turned into dx in place
+    correction = xhat * (_row_dot(dx, xhat)[:, None] / d)
+    correction += dx.mean(axis=1, keepdims=True)
+    dx -= correction
+    dx *= inv_std
+    return dx, dgamma, dbeta
