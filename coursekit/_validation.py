@@ -7,6 +7,7 @@ and what was given.
 
 from __future__ import annotations
 
+import numbers
 from collections.abc import Sequence
 
 import numpy as np
@@ -102,7 +103,9 @@ def check_positive_int(value, name: str) -> int:
     return int(value)
 
 
-def make_rng(rng: np.random.Generator | None = None, seed: int | None = None) -> np.random.Generator:
+def make_rng(
+    rng: np.random.Generator | None = None, seed: int | None = None
+) -> np.random.Generator:
     """The explicit source of randomness: an existing Generator, or a new one from ``seed``.
 
     Passing both is an error, and so is passing neither: coursekit never falls back to a
@@ -117,3 +120,21 @@ def make_rng(rng: np.random.Generator | None = None, seed: int | None = None) ->
     if seed is None:
         raise ValueError("pass rng=np.random.default_rng(...) or seed=... (no global random state)")
     return np.random.default_rng(seed)
+
+
+def check_nonnegative(value, name: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{name} must be a non-negative number, got {type(value).__name__}")
+    check_positive(value, name, allow_zero=True)  # also rejects NaN
+    return float(value)
+
+
+def check_norm_type(norm_type) -> float:
+    """``p`` of a p-norm: a number ``> 0`` or ``inf`` (``"inf"`` accepted, as PyTorch does)."""
+    try:
+        p = float(norm_type)
+    except (TypeError, ValueError) as exc:
+        raise TypeError(f"norm_type must be a number > 0 or inf, got {norm_type!r}") from exc
+    if not p > 0:
+        raise ValueError(f"norm_type must be > 0 or inf, got {norm_type!r}")
+    return p

@@ -29,12 +29,7 @@ from contextlib import contextmanager
 
 import numpy as np
 
-from coursekit.regularization import (
-    as_named_arrays,
-    check_matching_arrays,
-    copy_arrays,
-    copy_into,
-)
+from coursekit._named_arrays import as_named_arrays, check_matching_arrays, copy_arrays, copy_into
 
 __all__ = ["ExponentialMovingAverage", "PolyakAverage"]
 

@@ -20,12 +20,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from coursekit.regularization import (
-    as_named_arrays,
-    check_nonnegative,
-    check_norm_type,
-    vector_norm,
-)
+from coursekit._named_arrays import as_named_arrays, vector_norm
+from coursekit._validation import check_nonnegative, check_norm_type
 
 __all__ = ["clip_grad_value_", "clip_grad_norm_"]
 

@@ -23,13 +23,8 @@ from collections.abc import Mapping
 
 import numpy as np
 
-from coursekit.regularization import (
-    as_named_arrays,
-    check_matching_arrays,
-    check_nonnegative,
-    copy_arrays,
-    copy_into,
-)
+from coursekit._named_arrays import as_named_arrays, check_matching_arrays, copy_arrays, copy_into
+from coursekit._validation import check_nonnegative
 
 __all__ = ["EarlyStopping"]
 

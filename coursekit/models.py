@@ -19,6 +19,7 @@ from coursekit._validation import (
     as_array,
     check_labels,
     check_mode,
+    check_nonnegative,
     check_positive_int,
     check_probability,
 )
@@ -33,7 +34,7 @@ from coursekit.normalization import (
     layernorm_backward,
     layernorm_forward,
 )
-from coursekit.regularization import check_nonnegative, l2_penalty
+from coursekit.regularization import l2_penalty
 
 NORMALIZATIONS = (None, "batchnorm", "layernorm")
 # Activations without a gain in calculate_gain: ELU is used with He's ReLU gain.

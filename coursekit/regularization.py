@@ -23,12 +23,12 @@ The helpers at the bottom (``as_named_arrays``, ``check_matching_arrays``, ``cop
 
 from __future__ import annotations
 
-import numbers
 from collections.abc import Callable, Iterable, Mapping
 
 import numpy as np
 
-from coursekit._validation import check_float_array, check_positive
+from coursekit._named_arrays import SINGLE, as_named_arrays
+from coursekit._validation import check_float_array, check_nonnegative, check_norm_type
 
 __all__ = ["l2_penalty", "l1_penalty", "max_norm_"]
 
@@ -150,29 +150,6 @@ def _check_strength(strength) -> float:
     return check_nonnegative(strength, "strength")
 
 
-def check_nonnegative(value, name: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, numbers.Real):
-        raise TypeError(f"{name} must be a non-negative number, got {type(value).__name__}")
-    check_positive(value, name, allow_zero=True)  # also rejects NaN
-    return float(value)
-
-
-def check_norm_type(norm_type) -> float:
-    """``p`` of a p-norm: a number ``> 0`` or ``inf`` (``"inf"`` accepted, as PyTorch does)."""
-    try:
-        p = float(norm_type)
-    except (TypeError, ValueError) as exc:
-        raise TypeError(f"norm_type must be a number > 0 or inf, got {norm_type!r}") from exc
-    if not p > 0:
-        raise ValueError(f"norm_type must be > 0 or inf, got {norm_type!r}")
-    return p
-
-
-def vector_norm(x: np.ndarray, p: float) -> float:
-    """The p-norm of ``x`` viewed as one vector (``torch.linalg.vector_norm``)."""
-    return float(np.linalg.norm(np.ravel(x), ord=p)) if np.size(x) else 0.0
-
-
 def _norm_over_axes(W: np.ndarray, p: float, axes: tuple[int, ...]) -> np.ndarray:
     a = np.abs(W)
     if np.isinf(p):
@@ -201,7 +178,7 @@ def _penalty(params, keys, value_fn, grad_fn):
     selected = _select(named, keys)
     value = float(sum(value_fn(named[k]) for k in selected))
     grads = {k: grad_fn(named[k]) for k in selected}
-    return (value, grads[_SINGLE]) if single else (value, grads)
+    return (value, grads[SINGLE]) if single else (value, grads)
 
 
 def _select(named: Mapping[str, np.ndarray], keys: KeySelection) -> list[str]:
@@ -218,55 +195,3 @@ def _select(named: Mapping[str, np.ndarray], keys: KeySelection) -> list[str]:
     if unknown:
         raise ValueError(f"keys names {unknown}, which are not in params (it has {sorted(named)})")
     return [k for k in named if k in set(wanted)]
-
-
-# -- dicts of named arrays (shared by the regularization modules) -----------------------------
-
-_SINGLE = "<array>"
-
-
-def as_named_arrays(x, name: str) -> tuple[dict[str, np.ndarray], bool]:
-    """View an array or a dict of arrays as a dict; the flag says whether it was one array.
-
-    Every array must be a floating-point ``ndarray`` (the functions using this work in place
-    or return gradients, neither of which makes sense for integers or lists).
-    """
-    if isinstance(x, np.ndarray):
-        check_float_array(x, name)
-        return {_SINGLE: x}, True
-    if not isinstance(x, Mapping):
-        raise TypeError(
-            f"{name} must be a numpy array or a dict of named numpy arrays, got {type(x).__name__}"
-        )
-    for k, v in x.items():
-        check_float_array(v, f"{name}[{k!r}]")
-    return dict(x), False
-
-
-def check_matching_arrays(expected: Mapping, given: Mapping, name: str) -> None:
-    """``given`` must be a dict with the same names and shapes as ``expected``."""
-    if not isinstance(given, Mapping):
-        raise TypeError(f"{name} must be a dict of named numpy arrays, got {type(given).__name__}")
-    missing = sorted(set(expected) - set(given))
-    extra = sorted(set(given) - set(expected))
-    if missing or extra:
-        raise ValueError(
-            f"{name} must have the names {sorted(expected)}: missing {missing}, unexpected {extra}"
-        )
-    for k, ref in expected.items():
-        v = given[k]
-        if not isinstance(v, np.ndarray):
-            raise TypeError(f"{name}[{k!r}] must be a numpy array, got {type(v).__name__}")
-        if v.shape != np.shape(ref):
-            raise ValueError(f"{name}[{k!r}] must have shape {np.shape(ref)}, got {v.shape}")
-
-
-def copy_arrays(params: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
-    """Independent copies of every array (a snapshot)."""
-    return {k: np.array(v, copy=True) for k, v in params.items()}
-
-
-def copy_into(dst: Mapping[str, np.ndarray], src: Mapping[str, np.ndarray]) -> None:
-    """Copy ``src``'s values into ``dst``'s arrays in place (same names and shapes)."""
-    for k, v in src.items():
-        dst[k][...] = v

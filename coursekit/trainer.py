@@ -30,9 +30,9 @@ from pathlib import Path
 
 import numpy as np
 
+from coursekit._named_arrays import copy_arrays, copy_into
 from coursekit._validation import as_array, check_labels, check_positive_int
 from coursekit.losses import softmax_loss
-from coursekit.regularization import copy_arrays, copy_into
 
 HISTORY_KEYS = (
     "loss_history",

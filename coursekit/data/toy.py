@@ -8,8 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from coursekit._validation import as_array, check_positive_int, make_rng
-from coursekit.regularization import check_nonnegative
+from coursekit._validation import as_array, check_nonnegative, check_positive_int, make_rng
 
 
 def make_spirals(

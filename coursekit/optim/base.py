@@ -27,6 +27,7 @@ from collections.abc import Callable, Mapping
 
 import numpy as np
 
+from coursekit._named_arrays import check_matching_arrays
 from coursekit._validation import check_float_array
 
 # Elementwise update rules are applied block by block so their temporaries stay in the
@@ -127,21 +128,9 @@ class Optimizer:
             self._update(name, param, grads[name], self.state[name])
 
     def _check_grads(self, grads: Mapping[str, np.ndarray]) -> None:
-        if not isinstance(grads, Mapping):
-            raise TypeError(f"grads must be a dict keyed like params, got {type(grads).__name__}")
-        missing = sorted(set(self.params) - set(grads))
-        extra = sorted(set(grads) - set(self.params))
-        if missing or extra:
-            raise ValueError(
-                f"grads must have the same keys as params: missing {missing}, unexpected {extra}"
-            )
-        for name, param in self.params.items():
-            g = check_float_array(grads[name], f"grads[{name!r}]")
-            if g.shape != param.shape:
-                raise ValueError(
-                    f"grads[{name!r}] has shape {g.shape} but params[{name!r}] has shape "
-                    f"{param.shape}"
-                )
+        check_matching_arrays(self.params, grads, "grads")
+        for name in self.params:
+            check_float_array(grads[name], f"grads[{name!r}]")
 
     def _apply_blockwise(
         self, rule: Callable, param: np.ndarray, grad: np.ndarray, *buffers, **kwargs
