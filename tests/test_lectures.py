@@ -22,6 +22,14 @@ LECTURES = sorted((Path(__file__).resolve().parents[1] / "lectures").glob("L[0-9
 CLAIMS = {
     "L02": {"best_h": (lambda v: 1e-7 <= v <= 1e-3, "centered differences are best near h=1e-5")},
     "L05": {"tanh_small_last_std": (lambda v: v < 1e-4, "tanh with std 0.01 collapses")},
+    "L07": {
+        "np.max(gap_plain)": (lambda v: v < 1e-12, "weight decay equals L2 for plain SGD"),
+        "gap_momentum[-1]": (lambda v: v > 1e-3, "but not for SGD with momentum"),
+    },
+    "L09": {
+        "abs(loss10 / np.log(10) - 1)": (lambda v: v < 0.02, "initial loss is ln C"),
+        "tiny_train_acc": (lambda v: v == 1.0, "a tiny subset is memorized"),
+    },
     "L08": {
         "np.max(np.abs(np.asarray(adam_l2_trajectory) - np.asarray(adamw_trajectory)))": (
             lambda v: v > 1e-3,
