@@ -15,6 +15,7 @@ from pathlib import Path
 import nbformat
 import pytest
 from nbclient import NotebookClient
+from nbclient.exceptions import CellTimeoutError
 
 LECTURES = sorted((Path(__file__).resolve().parents[1] / "lectures").glob("L[0-9][0-9]_*.ipynb"))
 
@@ -54,17 +55,23 @@ def test_there_are_ten_lectures():
     assert len(LECTURES) == 10, [p.name for p in LECTURES]
 
 
-@pytest.mark.slow
-@pytest.mark.timeout(600)
-@pytest.mark.parametrize("path", LECTURES, ids=[p.stem for p in LECTURES])
-def test_lecture_runs_and_its_claims_hold(path, tmp_path):
+WIDGET_CALLS = ("interact(", "interactive(", "interact_manual(")
+
+
+def _cell_timeout(cell) -> int:
+    """Per-cell timeout. Widget cells get a short one because of a known nbclient bug
+    (jupyter/nbclient#312): with widget comm traffic the execute reply is sometimes only
+    picked up when the shell-channel poll times out, so the poll must time out soon.
+    Every widget cell in the lectures redraws in about a second."""
+    return 20 if any(call in cell.source for call in WIDGET_CALLS) else 300
+
+
+def _execute(path: Path, tmp_path: Path):
     nb = nbformat.read(path, as_version=4)
-    assert all(not c.get("outputs") for c in nb.cells if c.cell_type == "code"), (
-        f"{path.name} is committed with outputs; clear them"
-    )
     client = NotebookClient(
         nb,
         timeout=300,
+        timeout_func=_cell_timeout,
         kernel_name="python3",
         resources={"metadata": {"path": str(tmp_path)}},
     )
@@ -72,10 +79,25 @@ def test_lecture_runs_and_its_claims_hold(path, tmp_path):
         for index, cell in enumerate(nb.cells):
             client.execute_cell(cell, index)
         claims = CLAIMS.get(path.stem[:3], {})
-        if claims:
-            values = _read_variables(client, nb, claims)
-            for name, (holds, meaning) in claims.items():
-                value = values[name]
-                assert math.isfinite(value) and holds(value), (
-                    f"{path.name}: {meaning} should hold, but {name} = {value!r}"
-                )
+        values = _read_variables(client, nb, claims) if claims else {}
+    return values
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(900)
+@pytest.mark.parametrize("path", LECTURES, ids=[p.stem for p in LECTURES])
+def test_lecture_runs_and_its_claims_hold(path, tmp_path):
+    nb = nbformat.read(path, as_version=4)
+    assert all(not c.get("outputs") for c in nb.cells if c.cell_type == "code"), (
+        f"{path.name} is committed with outputs; clear them"
+    )
+    try:
+        values = _execute(path, tmp_path)
+    except CellTimeoutError:
+        # One retry, only for the widget-reply race above; a real hang fails the second time.
+        values = _execute(path, tmp_path)
+    for expression, (holds, meaning) in CLAIMS.get(path.stem[:3], {}).items():
+        value = values[expression]
+        assert math.isfinite(value) and holds(value), (
+            f"{path.name}: {meaning} should hold, but {expression} = {value!r}"
+        )
