@@ -8,14 +8,13 @@ not asserted here.
 
 from __future__ import annotations
 
-import json
 import math
 from pathlib import Path
 
 import nbformat
 import pytest
-from nbclient import NotebookClient
-from nbclient.exceptions import CellTimeoutError
+
+from coursekit.notebooks import run_notebook
 
 LECTURES = sorted((Path(__file__).resolve().parents[1] / "lectures").glob("L[0-9][0-9]_*.ipynb"))
 
@@ -40,47 +39,8 @@ CLAIMS = {
 }
 
 
-def _read_variables(client: NotebookClient, nb, expressions) -> dict:
-    probe = nbformat.v4.new_code_cell(
-        "import json as _json\nimport numpy as np\n"
-        f"print(_json.dumps({{_e: float(eval(_e)) for _e in {list(expressions)!r}}}))"
-    )
-    nb.cells.append(probe)
-    client.execute_cell(probe, len(nb.cells) - 1)
-    text = "".join(o.get("text", "") for o in probe.outputs if o.get("name") == "stdout")
-    return json.loads(text.strip().splitlines()[-1])
-
-
 def test_there_are_ten_lectures():
     assert len(LECTURES) == 10, [p.name for p in LECTURES]
-
-
-WIDGET_CALLS = ("interact(", "interactive(", "interact_manual(")
-
-
-def _cell_timeout(cell) -> int:
-    """Per-cell timeout. Widget cells get a short one because of a known nbclient bug
-    (jupyter/nbclient#312): with widget comm traffic the execute reply is sometimes only
-    picked up when the shell-channel poll times out, so the poll must time out soon.
-    Every widget cell in the lectures redraws in about a second."""
-    return 20 if any(call in cell.source for call in WIDGET_CALLS) else 300
-
-
-def _execute(path: Path, tmp_path: Path):
-    nb = nbformat.read(path, as_version=4)
-    client = NotebookClient(
-        nb,
-        timeout=300,
-        timeout_func=_cell_timeout,
-        kernel_name="python3",
-        resources={"metadata": {"path": str(tmp_path)}},
-    )
-    with client.setup_kernel():
-        for index, cell in enumerate(nb.cells):
-            client.execute_cell(cell, index)
-        claims = CLAIMS.get(path.stem[:3], {})
-        values = _read_variables(client, nb, claims) if claims else {}
-    return values
 
 
 @pytest.mark.slow
@@ -91,12 +51,9 @@ def test_lecture_runs_and_its_claims_hold(path, tmp_path):
     assert all(not c.get("outputs") for c in nb.cells if c.cell_type == "code"), (
         f"{path.name} is committed with outputs; clear them"
     )
-    try:
-        values = _execute(path, tmp_path)
-    except CellTimeoutError:
-        # One retry, only for the widget-reply race above; a real hang fails the second time.
-        values = _execute(path, tmp_path)
-    for expression, (holds, meaning) in CLAIMS.get(path.stem[:3], {}).items():
+    claims = CLAIMS.get(path.stem[:3], {})
+    values, _ = run_notebook(path, cwd=tmp_path, timeout=300, read=claims)
+    for expression, (holds, meaning) in claims.items():
         value = values[expression]
         assert math.isfinite(value) and holds(value), (
             f"{path.name}: {meaning} should hold, but {expression} = {value!r}"
