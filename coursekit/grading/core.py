@@ -22,6 +22,8 @@ inputs, and never print reference code.
 from __future__ import annotations
 
 import copy
+import json
+import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -57,6 +59,31 @@ def call_with_case(fn: Callable, case: Case) -> Any:
 
 @dataclass(frozen=True)
 class Task:
+    """How one assignment function is graded.
+
+    Attributes
+    ----------
+    name : str
+        ``"aN.function"``, the name hidden tests pass to :func:`check`.
+    reference : callable, or tuple of callables
+        The correct implementation (a ``(forward, backward)`` tuple for layer tasks).
+    cases : callable
+        ``cases(rng) -> [Case, ...]``: several shapes and the edge cases, drawn from the
+        seeded generator so that the same seed always gives the same cases.
+    rtol, atol : float
+        Tolerances of :func:`numpy.isclose`, loose enough for any correct float64 formula.
+    run : callable
+        ``run(fn, case) -> result``: how to call a function (or tuple of functions) on a case.
+    mistakes : tuple of Mistake
+        Known wrong implementations used to explain a failure.
+    description : str
+        One line for instructors' reports.
+    library_functions : tuple of str
+        Dotted names of the coursekit functions that implement the answer (for example
+        ``"coursekit.ops.softmax"``); a submission that calls them instead of writing the
+        function itself can be flagged by an integrity check.
+    """
+
     name: str
     reference: Callable
     cases: Callable[[np.random.Generator], Sequence[Case]]
@@ -65,6 +92,11 @@ class Task:
     run: Callable[[Callable, Case], Any] = call_with_case
     mistakes: tuple[Mistake, ...] = ()
     description: str = ""
+    library_functions: tuple[str, ...] = ()
+
+
+#: Set by the sandboxed grader in a student's kernel: :func:`check` then only records.
+RECORD_ENV = "COURSEKIT_RECORD_DIR"
 
 
 class GradingError(AssertionError):
@@ -103,15 +135,25 @@ def _load_all_tasks() -> None:
 def to_plain(value: Any) -> Any:
     """Convert a result into plain data: float64/int64 base ndarrays, tuples, dicts of those.
 
+    Booleans become int64, a list of numbers becomes an array, a tuple stays a tuple (several
+    return values).
+
     Subclasses are stripped (a lying ndarray subclass becomes its underlying numbers), and
     anything that is not numeric raises ``TypeError``.
     """
     if isinstance(value, dict):
         return {str(k): to_plain(v) for k, v in value.items()}
-    if isinstance(value, (tuple, list)):
+    if isinstance(value, tuple):
         return tuple(to_plain(v) for v in value)
-    if isinstance(value, (bool, np.bool_)):
-        return np.array(bool(value))
+    if isinstance(value, list):
+        # A list of numbers is an array a student built by hand; anything else is a sequence.
+        try:
+            as_array = np.asarray(value)
+        except ValueError:
+            as_array = None
+        if as_array is not None and as_array.dtype.kind in "iubf":
+            return to_plain(as_array)
+        return tuple(to_plain(v) for v in value)
     if isinstance(value, np.ndarray) or np.isscalar(value):
         arr = np.array(np.asarray(value).view(np.ndarray), copy=True)
         if arr.dtype.kind in "iub":
@@ -129,6 +171,54 @@ class Outcome:
     label: str
     output: Any = None
     error: str | None = None
+
+
+def _encode(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {"dict": {k: _encode(v) for k, v in value.items()}}
+    if isinstance(value, tuple):
+        return {"tuple": [_encode(v) for v in value]}
+    return {"dtype": value.dtype.str, "shape": list(value.shape), "data": value.ravel().tolist()}
+
+
+def _decode(value: Any) -> Any:
+    if not isinstance(value, dict):
+        raise ValueError(f"malformed outcome record: {type(value).__name__}")
+    if "dict" in value:
+        return {str(k): _decode(v) for k, v in value["dict"].items()}
+    if "tuple" in value:
+        return tuple(_decode(v) for v in value["tuple"])
+    dtype = np.dtype(value["dtype"])
+    if dtype.kind not in "if":
+        raise ValueError(f"outcome arrays hold numbers, got dtype {dtype}")
+    return np.array(value["data"], dtype=dtype).reshape(value["shape"])
+
+
+def outcomes_to_json(outcomes: Sequence[Outcome]) -> str:
+    """Serialize outcomes as JSON (exact float64 round trip; NaN and inf allowed).
+
+    This is how plain outputs leave an untrusted kernel: :func:`outcomes_from_json` in the
+    grader's process rebuilds them without unpickling anything.
+    """
+    return json.dumps(
+        [
+            {"label": o.label, "error": o.error, "output": None if o.error else _encode(o.output)}
+            for o in outcomes
+        ]
+    )
+
+
+def outcomes_from_json(text: str) -> list[Outcome]:
+    """Inverse of :func:`outcomes_to_json`; rejects anything but numbers, tuples and dicts."""
+    records = json.loads(text)
+    if not isinstance(records, list):
+        raise ValueError("outcome JSON must be a list of records")
+    outcomes = []
+    for rec in records:
+        error = rec.get("error")
+        output = None if error is not None else _decode(rec["output"])
+        outcomes.append(Outcome(str(rec["label"]), output=output, error=error))
+    return outcomes
 
 
 def collect_outputs(task: Task, fn: Callable, seed: int) -> list[Outcome]:
@@ -236,12 +326,25 @@ def _diagnose(task: Task, case: Case, got: Any) -> str | None:
     return None
 
 
-def check(task_name: str, fn: Callable, *, seed: int) -> Verdict:
+def check(task_name: str, fn: Callable, *, seed: int) -> None:
     """Grade ``fn`` on the hidden cases of ``task_name``; raise :class:`GradingError` on failure.
 
     ``fn`` is the student's function, or a tuple of functions for tasks that need several
     (a layer's ``(forward, backward)``: the backward pass consumes the student's own cache).
+
+    Returns ``None`` on success on purpose: as the last line of a test cell, a returned value
+    would become the cell's ``execute_result``, which nbgrader reads as a partial-credit score.
+    Use :func:`judge` for the :class:`Verdict`.
+
+    Under the sandboxed grader (``COURSEKIT_RECORD_DIR`` set), ``check`` only records the
+    plain outputs and the grader judges them (:mod:`coursekit.grading.trusted`).
     """
+    record_dir = os.environ.get(RECORD_ENV)
+    if record_dir:
+        from coursekit.grading.trusted import record
+
+        record(task_name, fn, seed, record_dir)
+        return
     task = get_task(task_name)
     functions = fn if isinstance(fn, tuple) else (fn,)
     if not functions or not all(callable(f) for f in functions):
@@ -250,4 +353,3 @@ def check(task_name: str, fn: Callable, *, seed: int) -> Verdict:
     verdict = judge(task, seed, collect_outputs(task, fn, seed))
     if not verdict.passed:
         raise GradingError(verdict.message())
-    return verdict

@@ -89,5 +89,35 @@ def submission(source_nb, released_nb, mutation: Mutation | None = None, answers
     return fill_answers(released_nb, filled)
 
 
+def assignment_submission(
+    source: Mapping[str, object],
+    released: Mapping[str, object],
+    mutation: Mutation | None = None,
+    answers: Mapping[str, str] | None = None,
+) -> dict[str, object]:
+    """A whole assignment's submission: ``{notebook file name: filled released notebook}``.
+
+    ``source`` and ``released`` map file names to notebooks; ``mutation`` and ``answers``
+    name answer cells by grade_id, in whichever notebook of the assignment holds them.
+    """
+    owner = {}
+    for name, nb in source.items():
+        for gid in reference_answers(nb):
+            owner[gid] = name
+    wanted = set(answers or {}) | ({mutation.cell} if mutation else set())
+    unknown = sorted(wanted - set(owner))
+    if unknown:
+        raise KeyError(f"no answer cell with grade_id {unknown}; answer cells are {sorted(owner)}")
+    missing = sorted(set(released) - set(source))
+    if missing:
+        raise KeyError(f"released notebooks {missing} have no source notebook")
+    result = {}
+    for name in released:
+        mine = {k: v for k, v in (answers or {}).items() if owner[k] == name}
+        mut = mutation if mutation is not None and owner[mutation.cell] == name else None
+        result[name] = submission(source[name], released[name], mut, mine or None)
+    return result
+
+
 def read(path) -> nbformat.NotebookNode:
     return nbformat.read(str(path), as_version=4)

@@ -1,0 +1,381 @@
+"""Hidden-test tasks of assignment A1 (vectorization).
+
+Students implement broadcasting exercises, pairwise Euclidean distances three ways, k-NN
+prediction and a stable softmax / log-sum-exp. The references come from :mod:`coursekit.ops`
+where the library has the function; the rest (shape rule, standardization, k-NN vote) are
+small references written here. Every task generates non-square shapes, a batch of one and
+the edge case its common mistake stumbles on (a square shape where a transposed answer still
+has the right shape, repeated points, ties, logits of size 1e4).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from coursekit import ops
+from coursekit.grading.core import Case, Mistake, Task, register
+
+# -- broadcasting ---------------------------------------------------------------------------
+INCOMPATIBLE = np.array([-1], dtype=np.int64)
+
+
+def broadcast_shape_reference(shape_a, shape_b):
+    """NumPy's rule: align on the right, pad with 1s; sizes must match or one must be 1."""
+    ndim = max(len(shape_a), len(shape_b))
+    a = (1,) * (ndim - len(shape_a)) + tuple(shape_a)
+    b = (1,) * (ndim - len(shape_b)) + tuple(shape_b)
+    out = []
+    for m, n in zip(a, b):
+        if m != n and 1 not in (m, n):
+            raise ValueError(f"shapes {tuple(shape_a)} and {tuple(shape_b)} do not broadcast")
+        out.append(n if m == 1 else m)
+    return tuple(out)
+
+
+def _run_broadcast_shape(fn, case):
+    """The result shape as an int array; ``[-1]`` stands for "raised ValueError"."""
+    try:
+        shape = fn(*case.args)
+    except ValueError:
+        return INCOMPATIBLE
+    if not isinstance(shape, (tuple, list)):
+        raise TypeError(f"expected a tuple of ints, got {type(shape).__name__}")
+    return np.array([int(s) for s in shape], dtype=np.int64)
+
+
+def _broadcast_cases(rng):
+    def dims(k):
+        return tuple(int(d) for d in rng.integers(2, 6, size=k))
+
+    base = dims(3)
+    return [
+        Case("same shape", (base, base)),
+        Case("a size-1 axis stretches", ((base[0], 1, base[2]), base)),
+        Case("fewer dimensions on one side", (base[1:], base)),
+        Case("scalar shape ()", ((), base)),
+        Case("both sides stretch", ((base[0], 1), (1, base[1]))),
+        Case("incompatible sizes", ((base[0], base[1]), (base[0], base[1] + 1))),
+        Case("incompatible after padding", ((base[2] + 1,), base)),
+        Case("many dimensions", ((1,) + dims(4), dims(1))),
+        Case("zero-size axis", ((0, base[1]), (1, base[1]))),
+    ]
+
+
+def _no_left_padding(shape_a, shape_b):
+    """Aligns the shapes on the left instead of the right."""
+    ndim = max(len(shape_a), len(shape_b))
+    a = tuple(shape_a) + (1,) * (ndim - len(shape_a))
+    b = tuple(shape_b) + (1,) * (ndim - len(shape_b))
+    return broadcast_shape_reference(a, b)
+
+
+register(
+    Task(
+        name="a1.broadcast_shape",
+        reference=broadcast_shape_reference,
+        cases=_broadcast_cases,
+        run=_run_broadcast_shape,
+        mistakes=(
+            Mistake(
+                "matches aligning the shapes on the LEFT: numpy pads the shorter shape with 1s on "
+                "the left and compares trailing dimensions first",
+                _no_left_padding,
+            ),
+        ),
+        description="result shape of broadcasting two shapes, ValueError if incompatible",
+    )
+)
+
+
+def standardize_columns_reference(X):
+    """Each column minus its mean, divided by its (population) standard deviation."""
+    X = np.asarray(X, dtype=np.float64)
+    return (X - X.mean(axis=0)) / X.std(axis=0)
+
+
+def _standardize_cases(rng):
+    return [
+        Case("tall matrix", (rng.normal(3.0, 2.0, size=(9, 4)),)),
+        Case("wide matrix", (rng.normal(-1.0, 0.5, size=(4, 7)),)),
+        Case("square matrix", (rng.normal(5.0, 3.0, size=(5, 5)) * rng.uniform(1, 4, size=5),)),
+        Case("two rows", (rng.normal(size=(2, 3)),)),
+        Case("large offsets", (rng.normal(1e4, 1.0, size=(6, 3)),)),
+    ]
+
+
+register(
+    Task(
+        name="a1.standardize_columns",
+        reference=standardize_columns_reference,
+        cases=_standardize_cases,
+        rtol=1e-7,
+        atol=1e-9,
+        mistakes=(
+            Mistake(
+                "matches standardizing ROWS (axis=1) instead of columns",
+                lambda X: (X - X.mean(axis=1, keepdims=True)) / X.std(axis=1, keepdims=True),
+            ),
+            Mistake(
+                "matches dividing by the sample standard deviation (ddof=1); use the population "
+                "std, np.std's default",
+                lambda X: (X - X.mean(axis=0)) / X.std(axis=0, ddof=1),
+            ),
+            Mistake(
+                "matches centering without dividing by the standard deviation",
+                lambda X: X - X.mean(axis=0),
+            ),
+        ),
+        description="zero mean, unit std per column, by broadcasting",
+    )
+)
+
+# -- pairwise distances ---------------------------------------------------------------------
+
+
+def _distance_cases(rng):
+    X = rng.normal(size=(7, 5))
+    Y = rng.normal(size=(4, 5))
+    Z = rng.normal(size=(6, 3))
+    repeated = rng.normal(size=(5, 4))
+    return [
+        Case("more test than training points", (X, Y)),
+        Case("fewer test than training points", (Y, X)),
+        Case("square", (Z, rng.normal(size=(6, 3)))),
+        Case("batch of 1", (X[:1], Y)),
+        Case("one feature", (rng.normal(size=(3, 1)), rng.normal(size=(5, 1)))),
+        Case("zero distance (repeated points)", (repeated, repeated[::-1].copy())),
+        Case(
+            "integer-valued pixels",
+            (
+                rng.integers(0, 17, size=(4, 64)).astype(np.float64),
+                rng.integers(0, 17, size=(6, 64)).astype(np.float64),
+            ),
+        ),
+    ]
+
+
+def _distance_mistakes():
+    def squared(X, Y):
+        return ((X[:, None, :] - Y[None, :, :]) ** 2).sum(axis=2)
+
+    def plus_two(X, Y):
+        d2 = (X**2).sum(1)[:, None] + (Y**2).sum(1)[None, :] + 2 * X @ Y.T
+        return np.sqrt(np.maximum(d2, 0))
+
+    def transposed(X, Y):
+        return ops.pairwise_distances_two_loops(X, Y).T
+
+    def manhattan(X, Y):
+        return np.abs(X[:, None, :] - Y[None, :, :]).sum(axis=2)
+
+    return (
+        Mistake("matches SQUARED distances: did you forget the square root?", squared),
+        Mistake(
+            "matches ||x||^2 + ||y||^2 + 2 x.y: the cross term enters with a minus sign",
+            plus_two,
+        ),
+        Mistake(
+            "matches the transpose: entry [i, j] is the distance from X[i] to Y[j]", transposed
+        ),
+        Mistake("matches the L1 (Manhattan) distance instead of the Euclidean one", manhattan),
+    )
+
+
+# Any correct float64 formula must pass: the no-loop expansion loses about sqrt(eps)*||x|| on
+# coincident points, hence the absolute tolerance.
+for _name, _ref, _what in (
+    ("a1.distances_two_loops", ops.pairwise_distances_two_loops, "two Python loops"),
+    ("a1.distances_one_loop", ops.pairwise_distances_one_loop, "one loop over test points"),
+    ("a1.distances_no_loops", ops.pairwise_distances, "no Python loops"),
+):
+    register(
+        Task(
+            name=_name,
+            reference=_ref,
+            cases=_distance_cases,
+            rtol=1e-7,
+            atol=1e-6,
+            mistakes=_distance_mistakes(),
+            description=f"Euclidean distances between rows, {_what}",
+            library_functions=(f"coursekit.ops.{_ref.__name__}",),
+        )
+    )
+
+# -- k nearest neighbours --------------------------------------------------------------------
+
+
+def knn_predict_reference(dists, y_train, k=1):
+    """Majority label among the ``k`` nearest training points.
+
+    Distance ties: the training point with the smaller index is nearer (stable sort).
+    Vote ties: the smallest label wins.
+    """
+    nearest = np.argsort(dists, axis=1, kind="stable")[:, :k]
+    votes = y_train[nearest]
+    return np.array([np.bincount(row).argmax() for row in votes], dtype=np.int64)
+
+
+def _knn_cases(rng):
+    def random_problem(n_test, n_train, classes):
+        return rng.uniform(0, 10, size=(n_test, n_train)), rng.integers(0, classes, size=n_train)
+
+    d, y = random_problem(6, 15, 4)
+    tied_votes_d = rng.uniform(0, 10, size=(5, 8))
+    tied_votes_y = np.array([3, 1, 3, 1, 2, 0, 2, 0])
+    tied_d = np.round(rng.uniform(0, 3, size=(6, 9)))  # many exactly equal distances
+    tied_y = rng.integers(0, 3, size=9)
+    d1, y1 = random_problem(1, 10, 3)
+    return [
+        Case("k = 1", (d, y), {"k": 1}),
+        Case("k = 5", (d, y), {"k": 5}),
+        Case("batch of 1", (d1, y1), {"k": 3}),
+        Case("ties in the vote", (tied_votes_d, tied_votes_y), {"k": 4}),
+        Case("ties in the distances", (tied_d, tied_y), {"k": 3}),
+        Case("k equals the number of training points", (d, y), {"k": 15}),
+        Case("more test than training points", random_problem(12, 5, 2), {"k": 3}),
+    ]
+
+
+def _knn_mistakes():
+    def largest(dists, y_train, k=1):
+        nearest = np.argsort(-dists, axis=1, kind="stable")[:, :k]
+        return np.array([np.bincount(r).argmax() for r in y_train[nearest]])
+
+    def one_extra(dists, y_train, k=1):
+        return knn_predict_reference(dists, y_train, k + 1) if k < dists.shape[1] else None
+
+    def largest_label_wins(dists, y_train, k=1):
+        nearest = np.argsort(dists, axis=1, kind="stable")[:, :k]
+        out = []
+        for row in y_train[nearest]:
+            counts = np.bincount(row)
+            out.append(len(counts) - 1 - counts[::-1].argmax())
+        return np.array(out)
+
+    def first_seen_wins(dists, y_train, k=1):
+        from collections import Counter
+
+        nearest = np.argsort(dists, axis=1, kind="stable")[:, :k]
+        return np.array([Counter(r.tolist()).most_common(1)[0][0] for r in y_train[nearest]])
+
+    return (
+        Mistake("matches voting among the k FARTHEST points: sort distances ascending", largest),
+        Mistake("matches using k + 1 neighbours: check the slice [:k]", one_extra),
+        Mistake(
+            "matches breaking vote ties toward the LARGEST label; the smallest label must win",
+            largest_label_wins,
+        ),
+        Mistake(
+            "matches breaking vote ties by the nearest neighbour (Counter.most_common); the "
+            "assignment's rule is that the smallest label wins (np.bincount(...).argmax())",
+            first_seen_wins,
+        ),
+    )
+
+
+register(
+    Task(
+        name="a1.knn_predict",
+        reference=knn_predict_reference,
+        cases=_knn_cases,
+        mistakes=_knn_mistakes(),
+        description="k-NN majority vote with documented tie rules",
+    )
+)
+
+# -- softmax and log-sum-exp -------------------------------------------------------------------
+
+
+def _logit_cases(rng):
+    mixed = rng.normal(size=(3, 5))
+    mixed[0] *= 1e4
+    mixed[2] = mixed[2] * 1e4 - 2e4
+    return [
+        Case("small logits", (rng.normal(size=(4, 6)),)),
+        Case("batch of 1", (rng.normal(size=(1, 5)),)),
+        Case("square", (rng.normal(size=(5, 5)) * 3,)),
+        Case("one class", (rng.normal(size=(4, 1)),)),
+        Case("large positive logits (1e4)", (rng.uniform(0.9e4, 1e4, size=(3, 4)),)),
+        Case("large negative logits (-1e4)", (rng.uniform(-1e4, -0.9e4, size=(3, 4)),)),
+        Case("rows on very different scales", (mixed,)),
+        Case("equal logits", (np.full((2, 7), 3.5),)),
+    ]
+
+
+def _naive_softmax(x):
+    e = np.exp(x)
+    return e / e.sum(axis=1, keepdims=True)
+
+
+def _global_max_softmax(x):
+    e = np.exp(x - np.max(x))
+    return e / e.sum(axis=1, keepdims=True)
+
+
+def _softmax_axis0(x):
+    return ops.softmax(x, axis=0)
+
+
+register(
+    Task(
+        name="a1.softmax",
+        reference=lambda x: ops.softmax(x, axis=1),
+        cases=_logit_cases,
+        rtol=1e-7,
+        atol=1e-12,
+        mistakes=(
+            Mistake(
+                "matches softmax without subtracting the max: np.exp overflows for large "
+                "logits; subtract each row's maximum first",
+                _naive_softmax,
+            ),
+            Mistake(
+                "matches subtracting ONE global maximum: rows far below it underflow to 0/0; "
+                "subtract each row's own maximum (axis=1, keepdims=True)",
+                _global_max_softmax,
+            ),
+            Mistake(
+                "matches normalizing over axis 0 (columns); each row is one example", _softmax_axis0
+            ),
+        ),
+        description="row-wise numerically stable softmax",
+        library_functions=("coursekit.ops.softmax", "coursekit.ops.log_softmax"),
+    )
+)
+
+
+def _naive_logsumexp(x):
+    return np.log(np.exp(x).sum(axis=1))
+
+
+def _lse_without_adding_back(x):
+    m = x.max(axis=1, keepdims=True)
+    return np.log(np.exp(x - m).sum(axis=1))
+
+
+register(
+    Task(
+        name="a1.logsumexp",
+        reference=lambda x: ops.logsumexp(x, axis=1),
+        cases=_logit_cases,
+        rtol=1e-9,
+        atol=1e-9,
+        mistakes=(
+            Mistake(
+                "matches log(sum(exp(x))) without the max shift: overflow for large logits",
+                _naive_logsumexp,
+            ),
+            Mistake(
+                "matches the shifted sum WITHOUT adding the maximum back: "
+                "logsumexp(x) = m + log(sum(exp(x - m)))",
+                _lse_without_adding_back,
+            ),
+            Mistake(
+                "matches reducing over axis 0 (columns); reduce each row",
+                lambda x: ops.logsumexp(x, axis=0),
+            ),
+        ),
+        description="row-wise numerically stable log-sum-exp",
+        library_functions=("coursekit.ops.logsumexp",),
+    )
+)

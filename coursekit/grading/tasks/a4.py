@@ -1,0 +1,573 @@
+"""Grading tasks of assignment A4: dropout, BatchNorm and LayerNorm.
+
+The notebook prescribes the layout of each cache (BatchNorm: ``xhat``, ``gamma``, ``inv_std``,
+``mode``; LayerNorm: ``xhat``, ``gamma``, ``inv_std``; dropout: ``mask``, ``p``, ``mode``), and
+every backward task is graded on caches in that layout built from the case's inputs, not by
+the student's forward pass: a mistake in a forward pass costs points in the forward cell only.
+The library's backward passes, which keep their own caches, serve as references through
+small adapters that rebuild a library cache with the library's forward pass.
+
+Dropout is random. Any way of drawing the mask from the given generator is accepted, so the
+dropout forward task compares *properties* of the output (every unit either dropped or scaled
+by ``1/(1-p)``, the fraction dropped, reproducibility for equal seeds) rather than the numbers.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from coursekit.dropout import dropout_backward as ref_dropout_backward
+from coursekit.dropout import dropout_forward as ref_dropout_forward
+from coursekit.grading.core import Case, Mistake, Task, register
+from coursekit.normalization import (
+    batchnorm_backward,
+    batchnorm_backward_graph,
+    batchnorm_forward,
+    layernorm_backward,
+    layernorm_forward,
+)
+
+# -- dropout ------------------------------------------------------------------------------
+# Enough units that the fraction dropped is within 0.01 of p with overwhelming probability
+# (its standard deviation is at most 0.5 / sqrt(40_000) = 0.0025).
+_DROPOUT_UNITS = (200, 200)
+_DROP_FRACTION_TOL = 0.01
+
+
+def _dropout_cases(rng: np.random.Generator) -> list[Case]:
+    cases = []
+    for label, p, mode in [
+        ("train mode, p = 0.3", 0.3, "train"),
+        ("train mode, p = 0.8", 0.8, "train"),
+        ("train mode, p = 0 (nothing dropped)", 0.0, "train"),
+        ("test mode, p = 0.6", 0.6, "test"),
+    ]:
+        x = rng.uniform(0.5, 2.0, size=_DROPOUT_UNITS) * rng.choice([-1.0, 1.0], _DROPOUT_UNITS)
+        cases.append(Case(label, (x, p), {"mode": mode, "seed": int(rng.integers(2**31))}))
+    x = rng.uniform(1.0, 3.0, size=(1, 7))
+    cases.append(Case("batch of 1, test mode", (x, 0.5), {"mode": "test", "seed": 1}))
+    return cases
+
+
+def _run_dropout_forward(fn, case: Case):
+    """Properties of the output that every correct inverted dropout shares."""
+    x, p = case.args
+    mode, seed = case.kwargs["mode"], case.kwargs["seed"]
+    out, _ = fn(x.copy(), p, mode=mode, rng=np.random.default_rng(seed))
+    out = np.asarray(out, dtype=np.float64)
+    if mode == "test":
+        return {"out": out}
+    again, _ = fn(x.copy(), p, mode=mode, rng=np.random.default_rng(seed))
+    ratio = out / x
+    kept = ratio != 0
+    # Each property is 1.0 when it holds (plain floats compare the same way everywhere).
+    return {
+        "shape": np.array(out.shape),
+        "every unit is either dropped or scaled by 1/(1-p)": float(
+            np.all(~kept | np.isclose(ratio, 1.0 / (1.0 - p), rtol=1e-12))
+        ),
+        "fraction dropped is close to p": float(abs(1.0 - kept.mean() - p) < _DROP_FRACTION_TOL),
+        "the same seed gives the same output": float(np.array_equal(out, np.asarray(again))),
+    }
+
+
+def _dropout_backward_cases(rng: np.random.Generator) -> list[Case]:
+    cases = []
+    for label, shape, p, mode in [
+        ("train mode, p = 0.25", (6, 9), 0.25, "train"),
+        ("train mode, p = 0.9", (30, 4), 0.9, "train"),
+        ("train mode, p = 0", (3, 5), 0.0, "train"),
+        ("test mode", (5, 5), 0.4, "test"),
+        ("batch of 1, train mode", (1, 12), 0.5, "train"),
+    ]:
+        x = rng.standard_normal(shape)
+        dout = rng.standard_normal(shape)
+        cases.append(Case(label, (dout, x, p), {"mode": mode, "seed": int(rng.integers(2**31))}))
+    return cases
+
+
+def _run_dropout_backward(fn, case: Case):
+    """The student's backward on a cache made by the reference forward."""
+    dout, x, p = case.args
+    _, cache = ref_dropout_forward(x, p, mode=case.kwargs["mode"], seed=case.kwargs["seed"])
+    return fn(dout, cache)
+
+
+def _dropout_keep_probability(x, p, *, mode, rng):
+    return ref_dropout_forward(x, 1.0 - p if p > 0 else p, mode=mode, rng=rng)
+
+
+def _dropout_no_rescale(x, p, *, mode, rng):
+    out, cache = ref_dropout_forward(x, p, mode=mode, rng=rng)
+    return out * (1.0 - p) if mode == "train" else out, cache
+
+
+def _dropout_scale_at_test(x, p, *, mode, rng):
+    out, cache = ref_dropout_forward(x, p, mode=mode, rng=rng)
+    return (out * (1.0 - p), cache) if mode == "test" else (out, cache)
+
+
+def _dropout_drop_at_test(x, p, *, mode, rng):
+    return ref_dropout_forward(x, p, mode="train", rng=rng)
+
+
+def _dropout_backward_no_rescale(dout, cache):
+    dx = ref_dropout_backward(dout, cache)
+    return dx * (1.0 - cache["p"]) if cache["mode"] == "train" else dx
+
+
+def _dropout_backward_pass_through(dout, cache):
+    return dout.copy()
+
+
+register(
+    Task(
+        name="a4.dropout_forward",
+        reference=ref_dropout_forward,
+        cases=_dropout_cases,
+        run=_run_dropout_forward,
+        rtol=1e-10,
+        atol=1e-12,
+        description="inverted dropout forward, p = drop probability, train and test mode",
+        mistakes=(
+            Mistake(
+                "in train mode the kept units are not scaled by 1/(1-p): did you forget to "
+                "rescale? Without it the expected output is (1-p)× the input.",
+                _dropout_no_rescale,
+            ),
+            Mistake(
+                "it looks like p was used as the probability of *keeping* a unit; here (as "
+                "in PyTorch) p is the probability of dropping one.",
+                _dropout_keep_probability,
+            ),
+            Mistake(
+                "test-mode output is scaled: with inverted dropout the scaling already "
+                "happened during training, so test mode must return x unchanged.",
+                _dropout_scale_at_test,
+            ),
+            Mistake(
+                "units are dropped in test mode: test mode must return x unchanged.",
+                _dropout_drop_at_test,
+            ),
+        ),
+    )
+)
+
+register(
+    Task(
+        name="a4.dropout_backward",
+        reference=ref_dropout_backward,
+        cases=_dropout_backward_cases,
+        run=_run_dropout_backward,
+        rtol=1e-10,
+        atol=1e-12,
+        description="inverted dropout backward from the forward cache",
+        mistakes=(
+            Mistake(
+                "the gradient misses the 1/(1-p) factor: the forward pass multiplied the kept "
+                "units by it, so the backward pass must too.",
+                _dropout_backward_no_rescale,
+            ),
+            Mistake(
+                "the gradient passes through unchanged: in train mode the dropped units "
+                "received no input, so their gradient is 0.",
+                _dropout_backward_pass_through,
+            ),
+        ),
+    )
+)
+
+
+# -- BatchNorm forward --------------------------------------------------------------------
+def _features(rng, n, d, *, scale=1.0, shift=0.0):
+    x = shift + scale * rng.standard_normal((n, d))
+    gamma = rng.uniform(0.5, 2.0, d)
+    beta = rng.standard_normal(d)
+    return x, gamma, beta
+
+
+def _running(rng, d):
+    return rng.standard_normal(d), rng.uniform(0.5, 2.0, d)
+
+
+def _bn_forward_cases(rng: np.random.Generator) -> list[Case]:
+    cases = []
+    for label, n, d, scale, shift, kwargs in [
+        ("train mode, batch of 2", 2, 3, 1.0, 0.0, {}),
+        ("train mode, 16 x 5", 16, 5, 2.0, 1.0, {}),
+        ("train mode, large values", 40, 6, 1e3, 5e4, {}),
+        ("train mode, momentum 0.3 and eps 1e-3", 10, 4, 1.0, 0.0, {"momentum": 0.3, "eps": 1e-3}),
+        ("test mode, 8 x 4", 8, 4, 1.5, -2.0, {}),
+        ("test mode, batch of 1", 1, 6, 1.0, 0.0, {}),
+    ]:
+        x, gamma, beta = _features(rng, n, d, scale=scale, shift=shift)
+        rm, rv = _running(rng, d)
+        mode = "train" if label.startswith("train") else "test"
+        cases.append(Case(label, (x, gamma, beta, rm, rv), {"mode": mode, **kwargs}))
+    return cases
+
+
+def _run_bn_forward(fn, case: Case):
+    """Output and the running averages after the call (they are updated in place)."""
+    x, gamma, beta, rm, rv = case.args
+    out, _ = fn(x, gamma, beta, rm, rv, **case.kwargs)
+    return {"out": out, "running_mean": rm, "running_var": rv}
+
+
+def _bn_forward_with_running(x, gamma, beta, rm, rv, *, mode, momentum=0.1, eps=1e-5, update):
+    """The reference forward with another running-average rule ``update(rm, rv, x, m)``."""
+    old_rm, old_rv = rm.copy(), rv.copy()
+    out, cache = batchnorm_forward(x, gamma, beta, rm, rv, mode=mode, momentum=momentum, eps=eps)
+    if mode == "train":
+        rm[...], rv[...] = update(old_rm, old_rv, x, momentum)
+    return out, cache
+
+
+def _bn_biased_running_var(x, gamma, beta, rm, rv, *, mode, momentum=0.1, eps=1e-5):
+    def update(rm0, rv0, x, m):
+        return (1 - m) * rm0 + m * x.mean(axis=0), (1 - m) * rv0 + m * x.var(axis=0)
+
+    return _bn_forward_with_running(
+        x, gamma, beta, rm, rv, mode=mode, momentum=momentum, eps=eps, update=update
+    )
+
+
+def _bn_old_weight_momentum(x, gamma, beta, rm, rv, *, mode, momentum=0.1, eps=1e-5):
+    def update(rm0, rv0, x, m):
+        return m * rm0 + (1 - m) * x.mean(axis=0), m * rv0 + (1 - m) * x.var(axis=0, ddof=1)
+
+    return _bn_forward_with_running(
+        x, gamma, beta, rm, rv, mode=mode, momentum=momentum, eps=eps, update=update
+    )
+
+
+def _bn_running_not_updated(x, gamma, beta, rm, rv, *, mode, momentum=0.1, eps=1e-5):
+    return batchnorm_forward(
+        x, gamma, beta, rm.copy(), rv.copy(), mode=mode, momentum=momentum, eps=eps
+    )
+
+
+def _bn_unbiased_normalization(x, gamma, beta, rm, rv, *, mode, momentum=0.1, eps=1e-5):
+    out, cache = batchnorm_forward(x, gamma, beta, rm, rv, mode=mode, momentum=momentum, eps=eps)
+    if mode == "train":
+        mean, var = x.mean(axis=0), x.var(axis=0, ddof=1)
+        inv_std = 1.0 / np.sqrt(var + eps)
+        xhat = (x - mean) * inv_std
+        return gamma * xhat + beta, cache
+    return out, cache
+
+
+def _bn_batch_stats_at_test(x, gamma, beta, rm, rv, *, mode, momentum=0.1, eps=1e-5):
+    if mode == "test" and x.shape[0] > 1:
+        return batchnorm_forward(
+            x, gamma, beta, rm.copy(), rv.copy(), mode="train", momentum=momentum, eps=eps
+        )
+    return batchnorm_forward(x, gamma, beta, rm, rv, mode=mode, momentum=momentum, eps=eps)
+
+
+def _bn_eps_outside_sqrt(x, gamma, beta, rm, rv, *, mode, momentum=0.1, eps=1e-5):
+    out, cache = batchnorm_forward(x, gamma, beta, rm, rv, mode=mode, momentum=momentum, eps=eps)
+    var = x.var(axis=0) if mode == "train" else rv
+    mean = x.mean(axis=0) if mode == "train" else rm
+    inv_std = 1.0 / (np.sqrt(var) + eps)
+    xhat = (x - mean) * inv_std
+    return gamma * xhat + beta, cache
+
+
+def _bn_feature_axis(x, gamma, beta, rm, rv, *, mode, momentum=0.1, eps=1e-5):
+    """Statistics per sample (axis=1), as LayerNorm would take them."""
+    out, cache = batchnorm_forward(x, gamma, beta, rm, rv, mode=mode, momentum=momentum, eps=eps)
+    if mode == "train":
+        mean = x.mean(axis=1, keepdims=True)
+        inv_std = 1.0 / np.sqrt(x.var(axis=1, keepdims=True) + eps)
+        xhat = (x - mean) * inv_std
+        return gamma * xhat + beta, cache
+    return out, cache
+
+
+register(
+    Task(
+        name="a4.batchnorm_forward",
+        reference=batchnorm_forward,
+        cases=_bn_forward_cases,
+        run=_run_bn_forward,
+        rtol=1e-9,
+        atol=1e-10,
+        description="BatchNorm forward with PyTorch running averages",
+        mistakes=(
+            Mistake(
+                "running_var matches an average of the *biased* batch variance: PyTorch "
+                "(and this assignment) averages the unbiased one, var * N / (N - 1), while "
+                "normalizing with the biased one.",
+                _bn_biased_running_var,
+            ),
+            Mistake(
+                "the running averages weight the old value by `momentum`: here momentum "
+                "weights the *new* batch, running = (1 - momentum) * running + momentum * batch.",
+                _bn_old_weight_momentum,
+            ),
+            Mistake(
+                "running_mean and running_var did not change: update the arrays that were "
+                "passed in, in place (running_mean[:] = ... or *= and +=), instead of "
+                "rebinding the local name.",
+                _bn_running_not_updated,
+            ),
+            Mistake(
+                "the batch was normalized with the unbiased variance (ddof=1): normalize "
+                "with the biased one (divide by N) and use the unbiased one only for "
+                "running_var.",
+                _bn_unbiased_normalization,
+            ),
+            Mistake(
+                "test mode used the statistics of the test batch: it must use the running "
+                "averages (and leave them unchanged).",
+                _bn_batch_stats_at_test,
+            ),
+            Mistake(
+                "eps was added outside the square root: use 1 / sqrt(var + eps).",
+                _bn_eps_outside_sqrt,
+            ),
+            Mistake(
+                "the statistics were taken over each sample's features (axis=1): BatchNorm "
+                "takes them per feature, over the batch (axis=0).",
+                _bn_feature_axis,
+            ),
+        ),
+    )
+)
+
+
+# -- BatchNorm backward -------------------------------------------------------------------
+def _bn_backward_cases(rng: np.random.Generator) -> list[Case]:
+    cases = []
+    for label, n, d, scale, shift, mode in [
+        ("train mode, batch of 2", 2, 3, 1.0, 0.0, "train"),
+        ("train mode, 8 x 4", 8, 4, 1.0, 0.5, "train"),
+        ("train mode, large values", 50, 7, 1e3, 1e4, "train"),
+        ("test mode, 6 x 3", 6, 3, 2.0, 1.0, "test"),
+        ("test mode, batch of 1", 1, 5, 1.0, 0.0, "test"),
+    ]:
+        x, gamma, beta = _features(rng, n, d, scale=scale, shift=shift)
+        rm, rv = _running(rng, d)
+        dout = rng.standard_normal((n, d))
+        cases.append(Case(label, (dout, x, gamma, beta, rm, rv), {"mode": mode}))
+    return cases
+
+
+def _student_bn_cache(x, gamma, running_mean, running_var, mode, eps=1e-5):
+    """The cache layout the notebook prescribes: ``xhat``, ``gamma``, ``inv_std``, ``mode``."""
+    if mode == "train":
+        mean, var = x.mean(axis=0), x.var(axis=0)
+    else:
+        mean, var = running_mean, running_var
+    inv_std = 1.0 / np.sqrt(var + eps)
+    return {"xhat": (x - mean) * inv_std, "gamma": gamma, "inv_std": inv_std, "mode": mode}
+
+
+def _run_bn_backward(fn, case: Case):
+    dout, x, gamma, beta, rm, rv = case.args
+    return fn(dout, _student_bn_cache(x, gamma, rm, rv, case.kwargs["mode"]))
+
+
+def _library_bn_cache(cache, eps=1e-5):
+    """Rebuild the library's cache from the students' one by re-running its forward pass.
+
+    ``xhat / inv_std`` is the centred input; normalizing it again (train mode: its own batch
+    statistics; test mode: mean 0 and the variance recovered from ``inv_std``) reproduces
+    ``xhat`` and ``inv_std`` up to rounding, whatever the library keeps in its cache.
+    """
+    centered = cache["xhat"] / cache["inv_std"]
+    d = centered.shape[1]
+    var = 1.0 / cache["inv_std"] ** 2 - eps
+    _, lib = batchnorm_forward(
+        centered, cache["gamma"], np.zeros(d), np.zeros(d), var, mode=cache["mode"], eps=eps
+    )
+    return lib
+
+
+def _ref_bn_backward_graph(dout, cache):
+    return batchnorm_backward_graph(dout, _library_bn_cache(cache))
+
+
+def _ref_bn_backward(dout, cache):
+    return batchnorm_backward(dout, _library_bn_cache(cache))
+
+
+def _bn_backward_stats_constant(dout, cache):
+    dx, dgamma, dbeta = _ref_bn_backward(dout, cache)
+    return dout * cache["gamma"] * cache["inv_std"], dgamma, dbeta
+
+
+def _bn_backward_no_variance_path(dout, cache):
+    _, dgamma, dbeta = _ref_bn_backward(dout, cache)
+    if cache["mode"] == "test":
+        return dout * cache["gamma"] * cache["inv_std"], dgamma, dbeta
+    dxhat = dout * cache["gamma"]
+    dx = (dxhat - dxhat.mean(axis=0)) * cache["inv_std"]
+    return dx, dgamma, dbeta
+
+
+def _bn_backward_dgamma_without_xhat(dout, cache):
+    dx, _, dbeta = _ref_bn_backward(dout, cache)
+    return dx, dout.sum(axis=0), dbeta
+
+
+def _bn_backward_without_gamma(dout, cache):
+    dx, dgamma, dbeta = _ref_bn_backward(dout, {**cache, "gamma": np.ones_like(cache["gamma"])})
+    return dx, dgamma, dbeta
+
+
+def _bn_backward_mean_over_batch(dout, cache):
+    dx, dgamma, dbeta = _ref_bn_backward(dout, cache)
+    n = dout.shape[0]
+    return dx, dgamma / n, dbeta / n
+
+
+_BN_BACKWARD_MISTAKES = (
+    Mistake(
+        "dx treats the batch mean and variance as constants (dout * gamma / std): in train "
+        "mode every x_i also changes the mean and the variance, and those paths add to dx.",
+        _bn_backward_stats_constant,
+    ),
+    Mistake(
+        "dx includes the path through the mean but not the one through the variance.",
+        _bn_backward_no_variance_path,
+    ),
+    Mistake(
+        "dgamma is the column sum of dout: it must be weighted by xhat, sum(dout * xhat).",
+        _bn_backward_dgamma_without_xhat,
+    ),
+    Mistake("dx is missing the factor gamma.", _bn_backward_without_gamma),
+    Mistake(
+        "dgamma and dbeta are averaged over the batch: they are sums (each sample adds to them).",
+        _bn_backward_mean_over_batch,
+    ),
+)
+
+for _name, _reference, _what in [
+    ("a4.batchnorm_backward", _ref_bn_backward_graph, "computation graph"),
+    ("a4.batchnorm_backward_alt", _ref_bn_backward, "simplified closed form"),
+]:
+    register(
+        Task(
+            name=_name,
+            reference=_reference,
+            cases=_bn_backward_cases,
+            run=_run_bn_backward,
+            rtol=1e-7,
+            atol=1e-9,
+            description=f"BatchNorm backward ({_what})",
+            mistakes=_BN_BACKWARD_MISTAKES,
+        )
+    )
+
+
+# -- LayerNorm ----------------------------------------------------------------------------
+def _ln_cases(rng: np.random.Generator) -> list[Case]:
+    cases = []
+    for label, n, d, scale, shift, eps in [
+        ("batch of 1", 1, 6, 1.0, 0.0, 1e-5),
+        ("4 x 5", 4, 5, 2.0, 1.0, 1e-5),
+        ("large values", 12, 30, 1e3, -4e4, 1e-5),
+        ("eps 1e-2", 5, 3, 0.3, 0.0, 1e-2),
+    ]:
+        x, gamma, beta = _features(rng, n, d, scale=scale, shift=shift)
+        # Give every row its own offset and spread, so per-row and per-column statistics differ.
+        x = x * rng.uniform(0.5, 3.0, (n, 1)) + scale * rng.standard_normal((n, 1))
+        dout = rng.standard_normal((n, d))
+        cases.append(Case(label, (x, gamma, beta), {"eps": eps, "dout": dout}))
+    return cases
+
+
+def _run_ln_forward(fn, case: Case):
+    x, gamma, beta = case.args
+    out, _ = fn(x, gamma, beta, eps=case.kwargs["eps"])
+    return out
+
+
+def _run_ln_backward(fn, case: Case):
+    """The student's backward on a cache in the prescribed layout (``inv_std`` of shape (N, 1))."""
+    x, gamma, beta = case.args
+    inv_std = 1.0 / np.sqrt(x.var(axis=1, keepdims=True) + case.kwargs["eps"])
+    xhat = (x - x.mean(axis=1, keepdims=True)) * inv_std
+    return fn(case.kwargs["dout"], {"xhat": xhat, "gamma": gamma, "inv_std": inv_std})
+
+
+def _ref_ln_backward(dout, cache):
+    """The library's backward on its own cache, rebuilt by normalizing the centred rows again."""
+    centered = cache["xhat"] / cache["inv_std"]
+    eps = float(np.mean(1.0 / cache["inv_std"] ** 2 - centered.var(axis=1, keepdims=True)))
+    _, lib = layernorm_forward(centered, cache["gamma"], np.zeros_like(cache["gamma"]), eps=eps)
+    return layernorm_backward(dout, lib)
+
+
+def _ln_over_batch(x, gamma, beta, eps=1e-5):
+    mean, var = x.mean(axis=0), x.var(axis=0)
+    inv_std = 1.0 / np.sqrt(var + eps)
+    xhat = (x - mean) * inv_std
+    return gamma * xhat + beta, {"xhat": xhat, "gamma": gamma, "inv_std": inv_std}
+
+
+def _ln_without_affine(x, gamma, beta, eps=1e-5):
+    return layernorm_forward(x, np.ones_like(gamma), np.zeros_like(beta), eps=eps)
+
+
+def _ln_backward_batchnorm_axes(dout, cache):
+    xhat, gamma, inv_std = cache["xhat"], cache["gamma"], cache["inv_std"]
+    dbeta = dout.sum(axis=0)
+    dgamma = (dout * xhat).sum(axis=0)
+    dxhat = dout * gamma
+    dx = (dxhat - dxhat.mean(axis=0) - xhat * (dxhat * xhat).mean(axis=0)) * inv_std
+    return dx, dgamma, dbeta
+
+
+def _ln_backward_stats_constant(dout, cache):
+    _, dgamma, dbeta = _ref_ln_backward(dout, cache)
+    return dout * cache["gamma"] * cache["inv_std"], dgamma, dbeta
+
+
+register(
+    Task(
+        name="a4.layernorm_forward",
+        reference=layernorm_forward,
+        cases=_ln_cases,
+        run=_run_ln_forward,
+        rtol=1e-9,
+        atol=1e-10,
+        description="LayerNorm forward",
+        mistakes=(
+            Mistake(
+                "the statistics were taken over the batch (axis=0), as in BatchNorm: "
+                "LayerNorm normalizes each sample over its own features (axis=1).",
+                _ln_over_batch,
+            ),
+            Mistake(
+                "the output is xhat: apply the learnable scale and shift, gamma * xhat + beta.",
+                _ln_without_affine,
+            ),
+        ),
+    )
+)
+
+register(
+    Task(
+        name="a4.layernorm_backward",
+        reference=_ref_ln_backward,
+        cases=_ln_cases,
+        run=_run_ln_backward,
+        rtol=1e-7,
+        atol=1e-9,
+        description="LayerNorm backward",
+        mistakes=(
+            Mistake(
+                "the sums in dx run over the batch (axis=0) as in BatchNorm: in LayerNorm "
+                "each row's statistics depend on that row's features, so sum over axis=1.",
+                _ln_backward_batchnorm_axes,
+            ),
+            Mistake(
+                "dx treats each row's mean and variance as constants: they depend on x too.",
+                _ln_backward_stats_constant,
+            ),
+        ),
+    )
+)

@@ -1,0 +1,725 @@
+"""Grading tasks of assignment A5: initialization, weight penalties, max-norm, gradient
+clipping, early stopping and the final digits model.
+
+Initializers are random; any way of drawing from the given generator is accepted, so they are
+graded on properties of a large draw (shape, sample standard deviation within 3% of the
+target, mean near 0, equal seeds giving equal weights) instead of the numbers themselves.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from coursekit import init
+from coursekit.activations import relu_forward, tanh_forward
+from coursekit.clipping import clip_grad_norm_, clip_grad_value_
+from coursekit.data import digits_splits
+from coursekit.early_stopping import EarlyStopping
+from coursekit.grading.core import Case, Mistake, Task, register
+from coursekit.ops import pairwise_distances
+from coursekit.regularization import l1_penalty, l2_penalty, max_norm_
+
+
+# -- initialization -----------------------------------------------------------------------
+def zeros_init(fan_in, fan_out):
+    return init.zeros((fan_in, fan_out))
+
+
+def random_init(fan_in, fan_out, *, std=0.01, rng):
+    return init.normal((fan_in, fan_out), std, rng=rng)
+
+
+def xavier_init(fan_in, fan_out, *, rng):
+    return init.xavier_normal((fan_in, fan_out), rng=rng)
+
+
+def he_init(fan_in, fan_out, *, rng):
+    return init.kaiming_normal((fan_in, fan_out), nonlinearity="relu", rng=rng)
+
+
+def _init_cases(extra_kwargs):
+    def make(rng: np.random.Generator) -> list[Case]:
+        cases = []
+        for label, fan_in, fan_out in [
+            ("fan_in 400, fan_out 100", 400, 100),
+            ("fan_in 50, fan_out 800", 50, 800),
+            ("square 300 x 300", 300, 300),
+            ("a single output unit", 1000, 1),
+        ]:
+            seed = int(rng.integers(2**31))
+            cases.append(Case(label, (fan_in, fan_out), {**extra_kwargs, "seed": seed}))
+        return cases
+
+    return make
+
+
+def _run_init(fn, case: Case):
+    """Shape, sample std, |mean| in units of its standard error, and reproducibility."""
+    fan_in, fan_out = case.args
+    kwargs = {k: v for k, v in case.kwargs.items() if k != "seed"}
+    seed = case.kwargs["seed"]
+    w = np.asarray(fn(fan_in, fan_out, **kwargs, rng=np.random.default_rng(seed)), dtype=float)
+    again = np.asarray(fn(fan_in, fan_out, **kwargs, rng=np.random.default_rng(seed)))
+    if w.shape != (fan_in, fan_out):
+        return {"shape": np.array(w.shape)}
+    std = float(w.std())
+    return {
+        "shape": np.array(w.shape),
+        "standard deviation": std,
+        # A correct draw has |mean| below 5 standard errors with overwhelming probability.
+        "mean is close to 0": float(abs(w.mean()) < 5 * max(std, 1e-300) / math.sqrt(w.size)),
+        "the same seed gives the same weights": float(np.array_equal(w, again)),
+    }
+
+
+def _he_fan_out(fan_in, fan_out, *, rng):
+    return init.kaiming_normal((fan_in, fan_out), mode="fan_out", nonlinearity="relu", rng=rng)
+
+
+def _he_without_gain(fan_in, fan_out, *, rng):
+    return init.normal((fan_in, fan_out), 1.0 / math.sqrt(fan_in), rng=rng)
+
+
+def _xavier_fan_in_only(fan_in, fan_out, *, rng):
+    return init.normal((fan_in, fan_out), 1.0 / math.sqrt(fan_in), rng=rng)
+
+
+def _xavier_fan_out_only(fan_in, fan_out, *, rng):
+    return init.normal((fan_in, fan_out), 1.0 / math.sqrt(fan_out), rng=rng)
+
+
+def _uniform_with_std_as_bound(std_of):
+    def draw(fan_in, fan_out, *, rng, **kwargs):
+        bound = std_of(fan_in, fan_out, **kwargs)
+        return rng.uniform(-bound, bound, size=(fan_in, fan_out))
+
+    return draw
+
+
+_INIT_RTOL = 0.03
+_UNIFORM_HINT = (
+    "the spread is 1/sqrt(3) of the target: a uniform draw on [-s, s] has standard deviation "
+    "s/sqrt(3), not s. Draw from a normal distribution (rng.standard_normal)."
+)
+
+register(
+    Task(
+        name="a5.random_init",
+        reference=random_init,
+        cases=_init_cases({"std": 0.05}),
+        run=_run_init,
+        rtol=_INIT_RTOL,
+        atol=0.0,
+        description="Gaussian weights with a given std",
+        mistakes=(
+            Mistake(
+                "the spread is std**2: the argument is the standard deviation, not the variance.",
+                lambda fan_in, fan_out, *, std=0.01, rng: init.normal(
+                    (fan_in, fan_out), std**2, rng=rng
+                ),
+            ),
+            Mistake(
+                _UNIFORM_HINT,
+                _uniform_with_std_as_bound(lambda fi, fo, std=0.01: std),
+            ),
+        ),
+    )
+)
+register(
+    Task(
+        name="a5.xavier_init",
+        reference=xavier_init,
+        cases=_init_cases({}),
+        run=_run_init,
+        rtol=_INIT_RTOL,
+        atol=0.0,
+        description="Xavier/Glorot normal, std sqrt(2 / (fan_in + fan_out))",
+        mistakes=(
+            Mistake(
+                "the spread is 1/sqrt(fan_in): that keeps the forward variance only. Xavier "
+                "(torch.nn.init.xavier_normal_) averages both fans: sqrt(2 / (fan_in + fan_out)).",
+                _xavier_fan_in_only,
+            ),
+            Mistake(
+                "the spread is 1/sqrt(fan_out): Xavier uses both fans, sqrt(2 / (fan_in + fan_out)).",
+                _xavier_fan_out_only,
+            ),
+            Mistake(
+                _UNIFORM_HINT,
+                _uniform_with_std_as_bound(lambda fi, fo: math.sqrt(2.0 / (fi + fo))),
+            ),
+        ),
+    )
+)
+register(
+    Task(
+        name="a5.he_init",
+        reference=he_init,
+        cases=_init_cases({}),
+        run=_run_init,
+        rtol=_INIT_RTOL,
+        atol=0.0,
+        description="He/Kaiming normal for ReLU, std sqrt(2 / fan_in)",
+        mistakes=(
+            Mistake(
+                "the spread uses fan_out: He initialization keeps the forward signal's variance, "
+                "so it divides by fan_in (the number of inputs each unit sums, W.shape[0]).",
+                _he_fan_out,
+            ),
+            Mistake(
+                "the spread is 1/sqrt(fan_in), without the factor 2 that compensates for ReLU "
+                "zeroing half of its inputs: use sqrt(2 / fan_in).",
+                _he_without_gain,
+            ),
+            Mistake(
+                _UNIFORM_HINT,
+                _uniform_with_std_as_bound(lambda fi, fo: math.sqrt(2.0 / fi)),
+            ),
+        ),
+    )
+)
+
+
+# -- activation statistics ----------------------------------------------------------------
+_ACTIVATION_FORWARD = {"tanh": tanh_forward, "relu": relu_forward}
+
+
+def layer_statistics(x, weights, activation):
+    means, stds = [], []
+    h = x
+    for w in weights:
+        h, _ = _ACTIVATION_FORWARD[activation](h @ w)
+        means.append(h.mean())
+        stds.append(h.std())
+    return np.array(means), np.array(stds)
+
+
+def _stats_cases(rng: np.random.Generator) -> list[Case]:
+    cases = []
+    for label, depth, width, activation, scale in [
+        ("tanh, small weights", 4, 50, "tanh", 0.01),
+        ("tanh, large weights (saturated)", 3, 40, "tanh", 1.0),
+        ("relu, He scale", 5, 60, "relu", math.sqrt(2 / 60)),
+        ("one layer, relu", 1, 20, "relu", 0.3),
+    ]:
+        x = rng.standard_normal((64, width))
+        weights = [scale * rng.standard_normal((width, width)) for _ in range(depth)]
+        cases.append(Case(label, (x, weights, activation)))
+    # A layer that changes the width.
+    x = rng.standard_normal((32, 30))
+    weights = [0.2 * rng.standard_normal((30, 10)), 0.3 * rng.standard_normal((10, 5))]
+    cases.append(Case("layers of different widths", (x, weights, "tanh")))
+    return cases
+
+
+def _run_stats(fn, case: Case):
+    means, stds = fn(*case.args)
+    return {"means": np.asarray(means, dtype=float), "stds": np.asarray(stds, dtype=float)}
+
+
+def _stats_of_preactivations(x, weights, activation):
+    means, stds = [], []
+    h = x
+    for w in weights:
+        z = h @ w
+        means.append(z.mean())
+        stds.append(z.std())
+        h, _ = _ACTIVATION_FORWARD[activation](z)
+    return np.array(means), np.array(stds)
+
+
+def _stats_not_chained(x, weights, activation):
+    means, stds = [], []
+    for w in weights:
+        h, _ = _ACTIVATION_FORWARD[activation](x @ w)
+        means.append(h.mean())
+        stds.append(h.std())
+    return np.array(means), np.array(stds)
+
+
+def _stats_per_unit_std(x, weights, activation):
+    means, stds = [], []
+    h = x
+    for w in weights:
+        h, _ = _ACTIVATION_FORWARD[activation](h @ w)
+        means.append(h.mean())
+        stds.append(h.std(axis=0).mean())
+    return np.array(means), np.array(stds)
+
+
+register(
+    Task(
+        name="a5.layer_statistics",
+        reference=layer_statistics,
+        cases=_stats_cases,
+        run=_run_stats,
+        rtol=1e-9,
+        atol=1e-12,
+        description="per-layer mean and std of the activations of a deep net",
+        mistakes=(
+            Mistake(
+                "these are the statistics of the pre-activations h @ W: record them after the "
+                "nonlinearity.",
+                _stats_of_preactivations,
+            ),
+            Mistake(
+                "every layer was fed the input x: feed each layer the previous layer's output.",
+                _stats_not_chained,
+            ),
+            Mistake(
+                "the std is the average of per-unit stds (axis=0): take the std of all the "
+                "layer's activations together.",
+                _stats_per_unit_std,
+            ),
+        ),
+    )
+)
+
+
+# -- weight penalties ---------------------------------------------------------------------
+def _penalty_cases(rng: np.random.Generator) -> list[Case]:
+    w = rng.standard_normal((6, 4))
+    w[rng.random(w.shape) < 0.3] = 0.0  # exact zeros: where L1 has no derivative
+    return [
+        Case("matrix with exact zeros", (w, 0.1)),
+        Case("vector", (rng.standard_normal(10), 2.5)),
+        Case("strength 0", (rng.standard_normal((3, 3)), 0.0)),
+        Case("all zeros", (np.zeros((2, 5)), 1.0)),
+        Case("large weights", (1e4 * rng.standard_normal((5, 2)), 1e-3)),
+    ]
+
+
+def _run_penalty(fn, case: Case):
+    w, strength = case.args
+    before = w.copy()
+    value, grad = fn(w, strength)
+    return {
+        "penalty": float(value),
+        "gradient": np.asarray(grad, dtype=float),
+        "W unchanged": float(np.array_equal(w, before)),
+    }
+
+
+def _l2_without_half(w, strength):
+    return strength * np.sum(w * w), strength * w
+
+
+def _l2_gradient_doubled(w, strength):
+    return 0.5 * strength * np.sum(w * w), 2 * strength * w
+
+
+def _l1_gradient_at_zero_positive(w, strength):
+    return strength * np.sum(np.abs(w)), strength * np.where(w >= 0, 1.0, -1.0)
+
+
+def _l1_without_abs(w, strength):
+    return strength * np.sum(w), strength * np.sign(w)
+
+
+def _l1_gradient_is_w(w, strength):
+    return strength * np.sum(np.abs(w)), strength * w
+
+
+register(
+    Task(
+        name="a5.l2_penalty",
+        reference=l2_penalty,
+        cases=_penalty_cases,
+        run=_run_penalty,
+        rtol=1e-10,
+        atol=1e-12,
+        description="L2 penalty (strength/2) * sum(W**2) and its gradient",
+        mistakes=(
+            Mistake(
+                "the penalty is strength * sum(W**2) but its gradient is strength * W: "
+                "with the 1/2 of this assignment the penalty is (strength / 2) * sum(W**2).",
+                _l2_without_half,
+            ),
+            Mistake(
+                "the gradient of (strength / 2) * sum(W**2) is strength * W (the 2 and the 1/2 "
+                "cancel).",
+                _l2_gradient_doubled,
+            ),
+        ),
+    )
+)
+register(
+    Task(
+        name="a5.l1_penalty",
+        reference=l1_penalty,
+        cases=_penalty_cases,
+        run=_run_penalty,
+        rtol=1e-10,
+        atol=1e-12,
+        description="L1 penalty strength * sum(|W|) and its subgradient, 0 at W = 0",
+        mistakes=(
+            Mistake(
+                "the gradient at W == 0 is not 0: use np.sign (sign(0) = 0), so that an exact "
+                "zero weight stays at zero.",
+                _l1_gradient_at_zero_positive,
+            ),
+            Mistake("the penalty needs the absolute values, sum(|W|).", _l1_without_abs),
+            Mistake(
+                "the gradient is strength * W (that is L2's): L1's is strength * sign(W).",
+                _l1_gradient_is_w,
+            ),
+        ),
+    )
+)
+
+
+# -- max-norm -----------------------------------------------------------------------------
+def _max_norm_cases(rng: np.random.Generator) -> list[Case]:
+    w = rng.standard_normal((8, 5))
+    w[:, 1] *= 0.05  # one unit well inside the ball: must stay untouched
+    return [
+        Case("some columns too long", (w, 1.5)),
+        Case("every column too long", (3.0 * rng.standard_normal((20, 4)), 1.0)),
+        Case("nothing to do", (0.01 * rng.standard_normal((5, 6)), 2.0)),
+        Case("one output unit", (rng.standard_normal((12, 1)), 0.5)),
+        Case("wide layer", (rng.standard_normal((3, 30)), 1.0)),
+    ]
+
+
+def _run_max_norm(fn, case: Case):
+    """The weights after the call: the projection works in place."""
+    w, max_norm = case.args
+    fn(w, max_norm)
+    return w
+
+
+def _max_norm_rows(w, max_norm):
+    return max_norm_(w, max_norm, axis=1)
+
+
+def _max_norm_always_rescale(w, max_norm):
+    w *= max_norm / np.linalg.norm(w, axis=0, keepdims=True)
+    return w
+
+
+def _max_norm_not_in_place(w, max_norm):
+    return max_norm_(w.copy(), max_norm)
+
+
+def _max_norm_whole_matrix(w, max_norm):
+    norm = np.linalg.norm(w)
+    if norm > max_norm:
+        w *= max_norm / norm
+    return w
+
+
+register(
+    Task(
+        name="a5.max_norm",
+        reference=max_norm_,
+        cases=_max_norm_cases,
+        run=_run_max_norm,
+        rtol=1e-6,
+        atol=1e-9,
+        description="max-norm projection of each unit's incoming weights (columns), in place",
+        mistakes=(
+            Mistake(
+                "the norms were taken over the rows: a unit's incoming weights are a COLUMN "
+                "W[:, j] (W has shape (fan_in, fan_out)), so take norms over axis 0.",
+                _max_norm_rows,
+            ),
+            Mistake(
+                "every column was rescaled to norm max_norm: only columns whose norm EXCEEDS "
+                "max_norm change; shorter ones are left alone.",
+                _max_norm_always_rescale,
+            ),
+            Mistake(
+                "W did not change: the projection must modify W in place (W *= ..., or "
+                "W[...] = ...).",
+                _max_norm_not_in_place,
+            ),
+            Mistake(
+                "the whole matrix was rescaled by its Frobenius norm: the constraint holds for "
+                "each unit (column) separately.",
+                _max_norm_whole_matrix,
+            ),
+        ),
+    )
+)
+
+
+# -- gradient clipping --------------------------------------------------------------------
+def _clip_cases(rng: np.random.Generator) -> list[Case]:
+    def grads(scale):
+        return {
+            "W1": scale * rng.standard_normal((4, 3)),
+            "b1": scale * rng.standard_normal(3),
+            "W2": scale * rng.standard_normal((3, 2)),
+        }
+
+    return [
+        Case("the lecture's [0.9, 100] example", ({"g": np.array([0.9, 100.0])}, 1.0)),
+        Case("several arrays, large gradients", (grads(10.0), 2.0)),
+        Case("several arrays, already small", (grads(0.01), 5.0)),
+        Case("one array, threshold 0.5", ({"W": rng.standard_normal((6, 6))}, 0.5)),
+    ]
+
+
+def _run_clip_value(fn, case: Case):
+    grads, threshold = case.args
+    fn(grads, threshold)
+    return grads
+
+
+def _run_clip_norm(fn, case: Case):
+    grads, threshold = case.args
+    total = fn(grads, threshold)
+    return {"returned total norm": float(total), "clipped gradients": grads}
+
+
+def _clip_value_upper_only(grads, clip_value):
+    for g in grads.values():
+        np.minimum(g, clip_value, out=g)
+
+
+def _clip_value_by_norm(grads, clip_value):
+    clip_grad_norm_(grads, clip_value)
+
+
+def _clip_norm_per_array(grads, max_norm):
+    total = math.sqrt(sum(float(np.sum(g * g)) for g in grads.values()))
+    for g in grads.values():
+        clip_grad_norm_(g, max_norm)
+    return total
+
+
+def _clip_norm_per_element(grads, max_norm):
+    total = math.sqrt(sum(float(np.sum(g * g)) for g in grads.values()))
+    clip_grad_value_(grads, max_norm)
+    return total
+
+
+def _clip_norm_always(grads, max_norm):
+    total = math.sqrt(sum(float(np.sum(g * g)) for g in grads.values()))
+    for g in grads.values():
+        g *= max_norm / (total + 1e-6)
+    return total
+
+
+def _clip_norm_returns_clipped(grads, max_norm):
+    clip_grad_norm_(grads, max_norm)
+    return math.sqrt(sum(float(np.sum(g * g)) for g in grads.values()))
+
+
+register(
+    Task(
+        name="a5.clip_grad_value",
+        reference=clip_grad_value_,
+        cases=_clip_cases,
+        run=_run_clip_value,
+        rtol=1e-10,
+        atol=1e-12,
+        description="clip every gradient component to [-clip_value, clip_value], in place",
+        mistakes=(
+            Mistake(
+                "only the upper bound was applied: clip to [-clip_value, clip_value].",
+                _clip_value_upper_only,
+            ),
+            Mistake(
+                "this rescales by the norm; clipping by value clamps each component separately.",
+                _clip_value_by_norm,
+            ),
+        ),
+    )
+)
+register(
+    Task(
+        name="a5.clip_grad_norm",
+        reference=clip_grad_norm_,
+        cases=_clip_cases,
+        run=_run_clip_norm,
+        rtol=1e-6,
+        atol=1e-9,
+        description="rescale all gradients together to a global norm of at most max_norm",
+        mistakes=(
+            Mistake(
+                "each array was clipped by its own norm: the norm is global, over all the "
+                "arrays together, and every array is multiplied by the same factor.",
+                _clip_norm_per_array,
+            ),
+            Mistake(
+                "the components were clipped one by one (that is clipping by value, which "
+                "changes the gradient's direction): rescale the whole gradient instead.",
+                _clip_norm_per_element,
+            ),
+            Mistake(
+                "gradients whose norm is already below max_norm were scaled up: the factor is "
+                "min(1, max_norm / (norm + 1e-6)).",
+                _clip_norm_always,
+            ),
+            Mistake(
+                "the returned value is the norm after clipping: return the total norm before "
+                "clipping, as torch.nn.utils.clip_grad_norm_ does.",
+                _clip_norm_returns_clipped,
+            ),
+        ),
+    )
+)
+
+
+# -- early stopping -----------------------------------------------------------------------
+def _stopping_cases(rng: np.random.Generator) -> list[Case]:
+    noisy = np.round(
+        np.minimum(0.9, 0.5 + 0.05 * np.arange(20)) + 0.02 * rng.standard_normal(20), 3
+    )
+    return [
+        Case(
+            "rises, then plateaus",
+            ([0.5, 0.6, 0.7, 0.72, 0.71, 0.70, 0.72, 0.69, 0.7, 0.7],),
+            {"patience": 3},
+        ),
+        Case("ties do not count", ([0.8, 0.8, 0.8, 0.8, 0.9],), {"patience": 2}),
+        Case("patience 1", ([0.1, 0.3, 0.2, 0.4, 0.5],), {"patience": 1}),
+        Case(
+            "min_delta 0.05",
+            ([0.5, 0.53, 0.56, 0.58, 0.6, 0.612, 0.62, 0.63, 0.64],),
+            {"patience": 3, "min_delta": 0.05},
+        ),
+        Case("never stops", ([0.1, 0.2, 0.3, 0.4],), {"patience": 2}),
+        Case("noisy curve", (list(noisy),), {"patience": 4}),
+    ]
+
+
+def _run_stopping(fn, case: Case):
+    """Feed the metrics; the weights at step t are all equal to t. Report when it stopped and
+    which weights ``restore`` brought back."""
+    (metrics,) = case.args
+    stopper = fn(**case.kwargs)
+    params = {"W": np.zeros((2, 2)), "b": np.zeros(2)}
+    stopped_at = -1
+    for t, metric in enumerate(metrics):
+        for arr in params.values():
+            arr[...] = t
+        if stopper.step(metric, params):
+            stopped_at = t
+            break
+    for arr in params.values():
+        arr[...] = -1.0  # training would keep changing the live weights
+    stopper.restore(params)
+    return {"stopped at step": stopped_at, "restored W": params["W"], "restored b": params["b"]}
+
+
+def _early_stopping_reference(patience=5, min_delta=0.0):
+    return EarlyStopping(patience=patience, min_delta=min_delta, mode="max")
+
+
+class _StopperWith:
+    """A reference stopper with one behaviour changed, for the diagnoses."""
+
+    def __init__(self, patience=5, min_delta=0.0, *, restore=True, ties=False, late=0):
+        self.patience, self.min_delta = patience, min_delta
+        self.best, self.bad, self.saved = -math.inf, 0, None
+        self._restore, self._ties, self._late = restore, ties, late
+
+    def step(self, metric, params):
+        better = (
+            metric - self.min_delta >= self.best
+            if self._ties
+            else metric - self.min_delta > self.best
+        )
+        if better:
+            self.best, self.bad = metric, 0
+            self.saved = {k: v.copy() for k, v in params.items()}
+            return False
+        self.bad += 1
+        return self.bad >= self.patience + self._late
+
+    def restore(self, params):
+        if self._restore:
+            for k, v in self.saved.items():
+                params[k][...] = v
+
+
+register(
+    Task(
+        name="a5.early_stopping",
+        reference=_early_stopping_reference,
+        cases=_stopping_cases,
+        run=_run_stopping,
+        rtol=1e-12,
+        atol=0.0,
+        description="early stopping on a validation accuracy, restoring the best weights",
+        mistakes=(
+            Mistake(
+                "restore() did not bring back the best weights: whenever the metric improves, "
+                "keep a COPY of the parameters (a reference to the live arrays changes with "
+                "them), and in restore() copy it back into the arrays.",
+                lambda patience=5, min_delta=0.0: _StopperWith(patience, min_delta, restore=False),
+            ),
+            Mistake(
+                "a metric equal to the best counted as an improvement: it must be strictly "
+                "better (by more than min_delta).",
+                lambda patience=5, min_delta=0.0: _StopperWith(patience, min_delta, ties=True),
+            ),
+            Mistake(
+                "it stopped one step late: stop as soon as `patience` steps in a row did not "
+                "improve.",
+                lambda patience=5, min_delta=0.0: _StopperWith(patience, min_delta, late=1),
+            ),
+            Mistake(
+                "it stopped one step early: stop after `patience` steps in a row without "
+                "improvement, not patience - 1.",
+                lambda patience=5, min_delta=0.0: _StopperWith(patience, min_delta, late=-1),
+            ),
+            Mistake(
+                "min_delta was ignored: an improvement must beat the best by more than min_delta.",
+                lambda patience=5, min_delta=0.0: _StopperWith(patience, 0.0),
+            ),
+        ),
+    )
+)
+
+
+# -- the final model ----------------------------------------------------------------------
+ACCURACY_TARGET = 0.95
+
+
+def _final_cases(rng: np.random.Generator) -> list[Case]:
+    del rng  # the held-out split is fixed: the one the notebook never trains on
+    data = digits_splits(seed=0)
+    return [Case("held-out test split of the digits", (data["X_test"],), {"y": data["y_test"]})]
+
+
+def _run_final(fn, case: Case):
+    (X,) = case.args
+    pred = np.asarray(fn(X.copy()))
+    if pred.shape != case.kwargs["y"].shape:
+        raise ValueError(f"predict returned shape {pred.shape}, expected {case.kwargs['y'].shape}")
+    accuracy = float(np.mean(pred == case.kwargs["y"]))
+    return {f"test accuracy reaches {ACCURACY_TARGET:.0%}": float(accuracy >= ACCURACY_TARGET)}
+
+
+def _nearest_neighbour(X):
+    """The reference model: 1-nearest neighbour on the training and validation splits."""
+    data = digits_splits(seed=0)
+    X_ref = np.concatenate([data["X_train"], data["X_val"]])
+    y_ref = np.concatenate([data["y_train"], data["y_val"]])
+    return y_ref[np.argmin(pairwise_distances(X, X_ref), axis=1)]
+
+
+register(
+    Task(
+        name="a5.final_model",
+        reference=_nearest_neighbour,
+        cases=_final_cases,
+        run=_run_final,
+        rtol=0.0,
+        atol=0.0,
+        description=f"the final digits model reaches {ACCURACY_TARGET:.0%} on held-out data",
+        mistakes=(
+            Mistake(
+                f"the model's accuracy on held-out test digits is below {ACCURACY_TARGET:.0%}. "
+                "Check that final_predict preprocesses raw digits exactly as in training, and "
+                "tune the model on the validation split.",
+                lambda X: np.full(X.shape[0], -1),
+            ),
+        ),
+    )
+)

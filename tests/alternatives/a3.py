@@ -1,0 +1,53 @@
+"""Different but correct A3 answers; each must get full marks."""
+
+from coursekit.grading.submissions import Mutation
+
+SGD_VELOCITY_FORM = '''
+def sgd(param, grad, state, *, lr, momentum=0.0, weight_decay=0.0, nesterov=False):
+    """SGD with momentum in the velocity form v = mu * v - lr * g, theta += v.
+
+    With a constant learning rate v = -lr * b, so this visits the same points as PyTorch's
+    b = mu * b + g, theta -= lr * b (and theta -= lr * (g + mu * b) for Nesterov).
+    """
+    g = grad + weight_decay * param
+    velocity = state.get("velocity", np.zeros_like(param))
+    velocity = momentum * velocity - lr * g
+    if nesterov:
+        return param + momentum * velocity - lr * g, {"velocity": velocity}
+    return param + velocity, {"velocity": velocity}
+'''
+
+ALTERNATIVES = {
+    "sgd_sutskever_velocity_form": {"sgd": SGD_VELOCITY_FORM},
+    "adam_pytorch_step_size_form": Mutation(
+        name="adam_pytorch_step_size_form",
+        cell="adam_adamw",
+        old=(
+            "m_hat = m / (1 - beta1**step)\n"
+            "    v_hat = v / (1 - beta2**step)\n"
+            "    new_param = param - lr * m_hat / (np.sqrt(v_hat) + eps)"
+        ),
+        new=(
+            "denom = np.sqrt(v) / np.sqrt(1 - beta2**step) + eps\n"
+            "    new_param = param - (lr / (1 - beta1**step)) * m / denom"
+        ),
+        tests=(),
+        description="torch's arrangement: step size lr / (1 - beta1^t), denominator sqrt(v_hat) + eps",
+    ),
+    "adagrad_state_updated_in_place": Mutation(
+        name="adagrad_state_updated_in_place",
+        cell="adagrad_rmsprop",
+        old='total = state.get("sum", 0.0) + g * g',
+        new='total = state.setdefault("sum", np.zeros_like(param))\n    total += g * g',
+        tests=(),
+        description="the accumulator kept in the state dict and updated in place",
+    ),
+    "cosine_as_squared_cosine": Mutation(
+        name="cosine_as_squared_cosine",
+        cell="schedules",
+        old="return eta_min + 0.5 * (base_lr - eta_min) * (1 + math.cos(math.pi * step / T_max))",
+        new="return eta_min + (base_lr - eta_min) * math.cos(math.pi * step / (2 * T_max)) ** 2",
+        tests=(),
+        description="(1 + cos x) / 2 = cos(x / 2) ** 2",
+    ),
+}

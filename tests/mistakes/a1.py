@@ -1,0 +1,130 @@
+"""Realistic mistakes in A1 (vectorization); format in ``tests/nbgrader_harness.py``."""
+
+from coursekit.grading.submissions import Mutation
+
+MISTAKES = [
+    Mutation(
+        name="broadcast_pads_on_the_right",
+        cell="broadcast_shape",
+        old="padded_a = (1,) * (ndim - len(shape_a)) + tuple(shape_a)\n"
+        "    padded_b = (1,) * (ndim - len(shape_b)) + tuple(shape_b)",
+        new="padded_a = tuple(shape_a) + (1,) * (ndim - len(shape_a))\n"
+        "    padded_b = tuple(shape_b) + (1,) * (ndim - len(shape_b))",
+        tests=("test_broadcast_shape",),
+        description="aligns the shapes on the left instead of the right",
+    ),
+    Mutation(
+        name="broadcast_no_error_for_incompatible",
+        cell="broadcast_shape",
+        old='raise ValueError(f"cannot broadcast {shape_a} with {shape_b}")',
+        new="result.append(max(size_a, size_b))",
+        tests=("test_broadcast_shape",),
+        description="takes the larger size instead of raising",
+    ),
+    Mutation(
+        name="standardize_rows",
+        cell="standardize_columns",
+        old="centered = X - X.mean(axis=0)\n    return centered / X.std(axis=0)",
+        new="centered = X - X.mean(axis=1, keepdims=True)\n"
+        "    return centered / X.std(axis=1, keepdims=True)",
+        tests=("test_standardize_columns",),
+        description="wrong axis: standardizes each example instead of each feature",
+    ),
+    Mutation(
+        name="standardize_sample_std",
+        cell="standardize_columns",
+        old="X.std(axis=0)",
+        new="X.std(axis=0, ddof=1)",
+        tests=("test_standardize_columns",),
+        description="divides by the sample std (N - 1)",
+    ),
+    Mutation(
+        name="two_loops_no_sqrt",
+        cell="distances_two_loops",
+        old="np.sqrt(np.sum(diff * diff))",
+        new="np.sum(diff * diff)",
+        tests=("test_distances_two_loops",),
+        description="returns squared distances",
+    ),
+    Mutation(
+        name="one_loop_manhattan",
+        cell="distances_one_loop",
+        old="np.sqrt(np.sum((Y - X[i]) ** 2, axis=1))",
+        new="np.sum(np.abs(Y - X[i]), axis=1)",
+        tests=("test_distances_one_loop",),
+        description="L1 instead of L2 distance",
+    ),
+    Mutation(
+        name="no_loops_plus_cross_term",
+        cell="distances_no_loops",
+        old="sq_x + sq_y - 2.0 * (X @ Y.T)",
+        new="sq_x + sq_y + 2.0 * (X @ Y.T)",
+        tests=("test_distances_no_loops",),
+        description="sign error in the expansion of the square",
+    ),
+    Mutation(
+        name="no_loops_norms_not_reshaped",
+        cell="distances_no_loops",
+        old="sq_x = np.sum(X**2, axis=1).reshape(-1, 1)",
+        new="sq_x = np.sum(X**2, axis=1)",
+        tests=("test_distances_no_loops",),
+        description="(N,) + (1, M) broadcasts the test norms along the wrong axis",
+    ),
+    Mutation(
+        name="knn_k_plus_one",
+        cell="knn_predict",
+        old="order[:, :k]",
+        new="order[:, : k + 1]",
+        tests=("test_knn_predict",),
+        description="off by one: votes among k + 1 neighbours",
+    ),
+    Mutation(
+        name="knn_vote_tie_nearest_first",
+        cell="knn_predict",
+        old="y_pred[i] = np.bincount(votes).argmax()",
+        new="from collections import Counter\n\n"
+        "        y_pred[i] = Counter(votes.tolist()).most_common(1)[0][0]",
+        tests=("test_knn_predict",),
+        description="breaks vote ties by the first (nearest) label seen, not the smallest",
+    ),
+    Mutation(
+        name="knn_farthest_neighbours",
+        cell="knn_predict",
+        old='np.argsort(dists, axis=1, kind="stable")',
+        new='np.argsort(-dists, axis=1, kind="stable")',
+        tests=("test_knn_predict",),
+        description="sorts descending: votes among the farthest points",
+    ),
+    Mutation(
+        name="softmax_global_max",
+        cell="softmax",
+        old="np.max(logits, axis=1, keepdims=True)",
+        new="np.max(logits)",
+        tests=("test_softmax",),
+        description="subtracts one maximum for the whole batch",
+    ),
+    Mutation(
+        name="softmax_wrong_axis",
+        cell="softmax",
+        old="exps / np.sum(exps, axis=1, keepdims=True)",
+        new="exps / np.sum(exps, axis=0, keepdims=True)",
+        tests=("test_softmax",),
+        description="normalizes columns instead of rows",
+    ),
+    Mutation(
+        name="logsumexp_no_max_shift",
+        cell="logsumexp",
+        old="np.log(total) + row_max[:, 0]",
+        new="np.log(np.sum(np.exp(logits), axis=1))",
+        tests=("test_logsumexp",),
+        description="literal formula: overflows for large logits",
+    ),
+    Mutation(
+        name="logsumexp_forgets_the_max",
+        cell="logsumexp",
+        old="np.log(total) + row_max[:, 0]",
+        new="np.log(total)",
+        tests=("test_logsumexp",),
+        description="shifts but does not add the maximum back",
+    ),
+]
