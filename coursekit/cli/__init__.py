@@ -1,0 +1,1 @@
+"""The ``coursekit`` instructor command line; see :mod:`coursekit.cli.main`."""

@@ -1,0 +1,242 @@
+"""The ``coursekit`` instructor command line.
+
+Every subcommand works on an nbgrader course directory (``--course DIR``, default: the
+current directory) and drives nbgrader's own machinery, so plain ``nbgrader`` commands keep
+working on the same course. Run ``coursekit <command> --help`` for the details of each.
+
+Exit status: 0 on success, 1 when the command ran but found problems (a failed validation,
+submissions that could not be collected, an incomplete grading run), 2 for a usage or
+course error (the message says what to fix), 130 after Ctrl-C.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from coursekit.instructor.course import Course, CourseError
+
+DESCRIPTION = (
+    "The instructor command line of an nbgrader course: release, validate, collect, grade in "
+    "parallel, feedback, export, report. Try `coursekit demo`."
+)
+EPILOG = (
+    "Exit status: 0 success, 1 problems found, 2 usage or course error, 130 interrupted. "
+    "Details: coursekit COMMAND --help."
+)
+
+
+def _course(args) -> Course:
+    return Course.locate(args.course)
+
+
+def cmd_release(args) -> int:
+    from coursekit.instructor.release import release
+
+    course = _course(args)
+    for name in release(course, args.assignments):
+        print(f"released {name} -> {course.directory('release') / name}")
+    return 0
+
+
+def cmd_validate(args) -> int:
+    from coursekit.instructor.validate import validate
+
+    course = _course(args)
+    reports = validate(course, args.assignments, workers=args.workers)
+    for report in reports:
+        print(report.render())
+    return 0 if all(r.ok for r in reports) else 1
+
+
+def cmd_collect(args) -> int:
+    from coursekit.instructor.collect import collect
+
+    course = _course(args)
+    outcome = collect(course, args.assignment, args.path, force=args.force)
+    print(outcome.render())
+    return 0 if outcome.ok else 1
+
+
+def cmd_grade(args) -> int:
+    from coursekit.instructor.batch import (
+        SUMMARY_HEADERS,
+        format_table,
+        grade_assignment,
+        manual_points,
+        summary_rows,
+    )
+
+    course = _course(args)
+    summary = grade_assignment(
+        course,
+        args.assignment,
+        students=args.student,
+        workers=args.workers,
+        force=args.force,
+        scheduler=args.scheduler,
+        progress=not args.quiet,
+    )
+    print(format_table(SUMMARY_HEADERS, summary_rows(summary.results)))
+    print(
+        f"\n{args.assignment}: graded {len(summary.graded)}, already graded {len(summary.reused)}, "
+        f"errors {len(summary.errors)} in {summary.seconds:.1f} s"
+    )
+    if manual_points(summary.results):
+        print(
+            f"written answers ({manual_points(summary.results):g} points per submission) "
+            "are left for grading by hand (nbgrader formgrader)"
+        )
+    for student, error in summary.errors.items():
+        print(f"  not graded: {student}: {error} (rerun `coursekit grade` to retry)")
+    if summary.interrupted:
+        print("interrupted: rerun the same command to grade what is missing", file=sys.stderr)
+        return 130
+    return 0 if summary.ok else 1
+
+
+def cmd_feedback(args) -> int:
+    from coursekit.instructor.feedback import write_feedback
+
+    course = _course(args)
+    pages = write_feedback(course, args.assignment, students=args.student)
+    for page in pages:
+        print(page)
+    print(f"{len(pages)} feedback pages written")
+    return 0
+
+
+def cmd_export(args) -> int:
+    from coursekit.instructor.export import export
+
+    course = _course(args)
+    csv_path, json_path = export(course, args.assignment, to=args.to)
+    print(f"grades: {csv_path}\nper-test results: {json_path}")
+    return 0
+
+
+def cmd_report(args) -> int:
+    from coursekit.instructor.report import write_report
+
+    course = _course(args)
+    report = write_report(course, args.assignment)
+    print(report.text)
+    print(f"\nreport: {report.directory}")
+    return 0
+
+
+def cmd_demo(args) -> int:
+    from coursekit.instructor.demo import run_demo
+
+    return run_demo(
+        directory=args.directory,
+        assignment=args.assignment,
+        students=args.students,
+        workers=args.workers,
+    )
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="coursekit", description=DESCRIPTION, epilog=EPILOG)
+    parser.add_argument(
+        "--course", metavar="DIR", default=None, help="the nbgrader course directory (default: .)"
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def add(name, func, help_text, description=None):
+        p = sub.add_parser(name, help=help_text, description=description or help_text)
+        p.set_defaults(func=func)
+        p.add_argument("--course", metavar="DIR", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
+        return p
+
+    p = add("release", cmd_release, "generate the student versions in the release directory")
+    p.add_argument("assignments", nargs="*", metavar="ASSIGNMENT", help="default: all")
+
+    p = add(
+        "validate",
+        cmd_validate,
+        "check assignments: solutions pass, releases fail, no leaks, no drift",
+        "Source notebooks get full marks, released notebooks fail every autograded cell, the "
+        "release holds no solution code or hidden tests, and regenerating it reproduces the "
+        "release directory exactly. Non-zero exit on any failure.",
+    )
+    p.add_argument("assignments", nargs="*", metavar="ASSIGNMENT", help="default: all")
+    p.add_argument("--workers", type=int, default=None, help="parallel gradings (default: cores)")
+
+    from coursekit.instructor.collect import RULES
+
+    p = add("collect", cmd_collect, "import submissions from a folder or a zip", RULES)
+    p.formatter_class = argparse.RawDescriptionHelpFormatter
+    p.add_argument("assignment", metavar="ASSIGNMENT")
+    p.add_argument("path", metavar="PATH", help="a folder or a .zip file")
+    p.add_argument(
+        "--force",
+        action="store_true",
+        help="replace existing submissions that differ (kept as backup)",
+    )
+
+    p = add(
+        "grade",
+        cmd_grade,
+        "autograde submissions in parallel (resumable)",
+        "Autograde with nbgrader in parallel. An interrupted run is resumed by running the same "
+        "command again: only missing or changed submissions are graded.",
+    )
+    p.add_argument("assignment", metavar="ASSIGNMENT")
+    p.add_argument("--workers", type=int, default=None, help="worker processes (default: cores)")
+    p.add_argument("--student", nargs="+", default=None, metavar="S", help="only these students")
+    p.add_argument("--force", action="store_true", help="grade again even if already graded")
+    p.add_argument(
+        "--scheduler",
+        metavar="ADDRESS",
+        default=None,
+        help="grade on this Dask cluster (tcp://host:8786); its workers must see the course "
+        "at the same path and should run one thread each (dask worker --nthreads 1)",
+    )
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+
+    p = add("feedback", cmd_feedback, "an HTML page per student (hidden-test source redacted)")
+    p.add_argument("assignment", metavar="ASSIGNMENT")
+    p.add_argument("--student", nargs="+", default=None, metavar="S", help="only these students")
+
+    p = add("export", cmd_export, "grades CSV (nbgrader export columns) + per-test JSON")
+    p.add_argument("assignment", nargs="?", default=None, metavar="ASSIGNMENT", help="default: all")
+    p.add_argument("--to", default=None, metavar="FILE", help="CSV path (default: grades.csv)")
+
+    p = add("report", cmd_report, "item analysis: pass rates, histogram, failures, ungradable")
+    p.add_argument("assignment", metavar="ASSIGNMENT")
+
+    p = add(
+        "demo",
+        cmd_demo,
+        "grade a synthesized class end to end in a temporary course",
+        "Build a temporary course from this repository, synthesize a class (correct, blank, "
+        "each catalogued mistake, broken files), release, grade in parallel, write feedback "
+        "and the report, and print the grade table.",
+    )
+    p.add_argument(
+        "--directory", default=None, help="where to build the course (default: a temp dir)"
+    )
+    p.add_argument("--assignment", default=None, help="default: the first assignment")
+    p.add_argument("--students", type=int, default=30, help="class size (default: 30)")
+    p.add_argument("--workers", type=int, default=None, help="worker processes (default: cores)")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if getattr(args, "workers", None) is not None and args.workers < 1:
+        parser.error(f"--workers must be a positive integer, got {args.workers}")
+    try:
+        return args.func(args)
+    except CourseError as exc:
+        print(f"coursekit {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"coursekit {args.command}: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,248 @@
+"""``coursekit feedback``: an HTML page per student, with the hidden tests redacted.
+
+Plain ``nbgrader generate_feedback`` renders the autograded notebook, whose test cells
+nbgrader restored from the source version, so students would read the hidden tests. Here
+every page is built from the autograded notebook after :func:`redact_notebook`:
+
+* the text between ``### BEGIN HIDDEN TESTS`` and ``### END HIDDEN TESTS`` in any cell is
+  replaced by one line saying that hidden tests ran there;
+* error outputs keep their exception name and message but lose the traceback (IPython
+  prints the failing source lines, which may be hidden-test lines);
+* any remaining text of an output that repeats a line of a hidden test is masked.
+
+The page starts with the student's scores per test cell (from the gradebook, so manual
+grades show) and the failure messages; pages are written where nbgrader puts feedback,
+``feedback/<student>/<assignment>/<notebook>.html``.
+"""
+
+from __future__ import annotations
+
+import copy
+import functools
+import html
+import re
+from pathlib import Path
+
+import nbformat
+
+from coursekit.instructor.batch import journal_for
+from coursekit.instructor.course import Course, CourseError
+from coursekit.instructor.grade import failure_messages
+
+BEGIN_HIDDEN = "BEGIN HIDDEN TESTS"
+END_HIDDEN = "END HIDDEN TESTS"
+REDACTED = "# hidden tests ran here (redacted)"
+MASK = "[hidden test line redacted]"
+# Lines this short or common carry no information about the hidden tests.
+_MIN_HIDDEN_LINE = 12
+
+
+def hidden_lines(source: str) -> list[str]:
+    """The stripped lines of ``source`` between the hidden-test markers."""
+    lines, inside = [], False
+    for line in source.splitlines():
+        if BEGIN_HIDDEN in line:
+            inside = True
+        elif END_HIDDEN in line:
+            inside = False
+        elif inside and line.strip():
+            lines.append(line.strip())
+    return lines
+
+
+def strip_hidden(source: str) -> str:
+    """``source`` with every hidden-test block replaced by :data:`REDACTED`."""
+    out, inside = [], False
+    for line in source.splitlines():
+        if BEGIN_HIDDEN in line:
+            inside = True
+            indent = line[: len(line) - len(line.lstrip())]
+            out.append(indent + REDACTED)
+        elif END_HIDDEN in line:
+            inside = False
+        elif not inside:
+            out.append(line)
+    return "\n".join(out)
+
+
+def _mask(text: str, secrets: list[str]) -> str:
+    for secret in secrets:
+        if secret in text:
+            text = text.replace(secret, MASK)
+    return text
+
+
+def redact_notebook(nb, secrets: list[str] = ()):
+    """A copy of ``nb`` safe to show a student (see the module docstring).
+
+    ``secrets`` are extra hidden-test lines (from the source notebooks) to mask anywhere.
+    """
+    nb = copy.deepcopy(nb)
+    secrets = sorted(
+        {s for s in secrets if len(s) >= _MIN_HIDDEN_LINE}
+        | {
+            s
+            for c in nb.cells
+            for s in hidden_lines(c.get("source", ""))
+            if len(s) >= _MIN_HIDDEN_LINE
+        },
+        key=len,
+        reverse=True,
+    )
+    for cell in nb.cells:
+        cell.source = _mask(strip_hidden(cell.get("source", "")), secrets)
+        for out in cell.get("outputs", []):
+            if out.get("output_type") == "error":
+                out["evalue"] = _mask(str(out.get("evalue", "")), secrets)
+                out["traceback"] = [f"{out.get('ename', 'Error')}: {out['evalue']}"]
+            elif out.get("output_type") == "stream":
+                out["text"] = _mask(str(out.get("text", "")), secrets)
+            else:
+                data = out.get("data", {})
+                for mime in list(data):
+                    if mime.startswith("text/") or mime == "application/json":
+                        value = data[mime]
+                        text = "".join(value) if isinstance(value, list) else str(value)
+                        data[mime] = _mask(text, secrets)
+    return nb
+
+
+def source_secrets(course: Course, assignment: str) -> list[str]:
+    """Every hidden-test line of the assignment's source notebooks."""
+    secrets = []
+    for path in sorted((course.directory("source") / assignment).glob("*.ipynb")):
+        nb = nbformat.read(str(path), as_version=4)
+        for cell in nb.cells:
+            secrets += hidden_lines(cell.get("source", ""))
+    return secrets
+
+
+def _scores(course: Course, assignment: str, student: str) -> dict:
+    """``{notebook: [(cell, score, max_score, needs_manual_grade, is_test)]}`` (gradebook)."""
+    from nbgrader.api import Gradebook, MissingEntry
+
+    out = {}
+    with Gradebook(course.db_url) as gb:
+        try:
+            submission = gb.find_submission(assignment, student)
+        except MissingEntry:
+            return {}
+        for nb in submission.notebooks:
+            out[nb.name] = sorted(
+                (
+                    g.name,
+                    float(g.score),
+                    float(g.max_score),
+                    bool(g.needs_manual_grade),
+                    g.cell.cell_type == "code",
+                )
+                for g in nb.grades
+            )
+    return out
+
+
+_CSS = """
+<style>
+.ck-summary{font-family:system-ui,sans-serif;max-width:60em;margin:1.5em auto;padding:1em 1.5em;
+ border:1px solid #ccc;border-radius:6px;background:#fafafa}
+.ck-summary table{border-collapse:collapse;width:100%}
+.ck-summary td,.ck-summary th{border-bottom:1px solid #ddd;padding:.3em .5em;text-align:left;
+ vertical-align:top}
+.ck-summary pre{white-space:pre-wrap;margin:0}
+.ck-fail{color:#a00}.ck-pass{color:#070}.ck-reason{color:#a00;font-weight:bold}
+</style>
+"""
+
+
+def summary_html(student, assignment, notebook, scores, messages, reason) -> str:
+    total = sum(s[1] for s in scores)
+    maximum = sum(s[2] for s in scores)
+    rows = []
+    for cell, score, max_score, manual, is_test in scores:
+        message = messages.get((notebook, cell))
+        if manual:
+            state = "pending manual grading"
+        elif score >= max_score:
+            state = "passed" if is_test else "full marks"
+        else:
+            state = "failed" if is_test else "graded"
+        css = "ck-pass" if state == "passed" else ("ck-fail" if state == "failed" else "")
+        detail = f"<pre>{html.escape(message)}</pre>" if message and state != "passed" else ""
+        rows.append(
+            f"<tr><td>{html.escape(cell)}</td><td>{score:g} / {max_score:g}</td>"
+            f"<td class='{css}'>{state}</td><td>{detail}</td></tr>"
+        )
+    reason_html = f"<p class='ck-reason'>{html.escape(reason)}</p>" if reason else ""
+    return (
+        f"{_CSS}<div class='ck-summary'><h2>{html.escape(assignment)} / {html.escape(notebook)}: "
+        f"{html.escape(student)}</h2><p>Score: <b>{total:g} / {maximum:g}</b></p>{reason_html}"
+        "<table><tr><th>cell</th><th>points</th><th>result</th><th>message</th></tr>"
+        + "".join(rows)
+        + "</table><p>Hidden tests are not shown.</p></div>"
+    )
+
+
+@functools.lru_cache(maxsize=1)
+def _exporter():
+    # Building an exporter loads its templates; one per process serves every page.
+    from nbconvert import HTMLExporter
+
+    return HTMLExporter(template_name="lab")
+
+
+def render_page(nb, header: str) -> str:
+    body, _ = _exporter().from_notebook_node(nb)
+    match = re.search(r"<body[^>]*>", body)
+    at = match.end() if match else 0
+    return body[:at] + header + body[at:]
+
+
+def write_feedback(
+    course: Course, assignment: str, students: list[str] | None = None
+) -> list[Path]:
+    """Write the feedback pages of ``assignment``; return their paths."""
+    course.require_assignments([assignment])
+    autograded = course.directory("autograded")
+    graded = []
+    if autograded.is_dir():
+        graded = sorted(p.parent.name for p in autograded.glob(f"*/{assignment}") if p.is_dir())
+    journal = journal_for(course, assignment)
+    results = {r.student: r for r in journal.results()}
+    selected = list(dict.fromkeys(graded + sorted(results)))
+    if students:
+        unknown = [s for s in students if s not in selected]
+        if unknown:
+            raise CourseError(
+                f"no graded submission of {assignment!r} for {', '.join(map(repr, unknown))}; "
+                "run `coursekit grade` first"
+            )
+        selected = list(students)
+    if not selected:
+        raise CourseError(
+            f"nothing graded for {assignment!r} yet; run `coursekit grade {assignment}`"
+        )
+    secrets = source_secrets(course, assignment)
+    pages = []
+    for student in selected:
+        scores = _scores(course, assignment, student)
+        result = results.get(student)
+        reason = result.reason if result else None
+        out_dir = course.directory("feedback") / student / assignment
+        out_dir.mkdir(parents=True, exist_ok=True)
+        files = {}
+        src_dir = autograded / student / assignment
+        if src_dir.is_dir():
+            files = {p.name: p.read_bytes() for p in src_dir.glob("*.ipynb")}
+        messages = failure_messages(files)
+        for name in sorted(scores) or ["(no notebook)"]:
+            header = summary_html(student, assignment, name, scores.get(name, []), messages, reason)
+            data = files.get(f"{name}.ipynb")
+            if data is not None:
+                nb = redact_notebook(nbformat.reads(data.decode("utf-8"), as_version=4), secrets)
+                page = render_page(nb, header)
+            else:
+                page = f"<!DOCTYPE html><html><head><meta charset='utf-8'></head><body>{header}</body></html>"
+            path = out_dir / f"{name}.html"
+            path.write_text(page, encoding="utf-8")
+            pages.append(path)
+    return pages

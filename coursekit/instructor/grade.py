@@ -1,0 +1,456 @@
+"""Grading one submission: nbgrader's own autograde in an isolated scratch copy of the course.
+
+:func:`grade_submission` is the whole per-submission step. It takes a :class:`GradingJob`
+(plain, picklable data naming the files to grade) and returns a :class:`GradingResult`
+(plain data: the autograded files, every grade and comment nbgrader wrote, the failure
+message of each test cell, and why the submission could not be graded, if so). It never
+touches the course's gradebook: it runs ``nbgrader autograde`` with the course's own
+``nbgrader_config.py`` in a scratch directory holding
+
+* a copy of the student's submission (``submitted/<student>/<assignment>/``),
+* a link to the assignment's source directory (nbgrader copies its non-notebook files),
+* a private copy of a snapshot of the gradebook (master cells, points, extensions and any
+  manual grades, so that nbgrader computes exactly what it would compute in place).
+
+The batch runner (:mod:`coursekit.instructor.batch`) imports the result into the real
+gradebook in the parent process, so scores equal those of plain ``nbgrader autograde``.
+A submission nbgrader cannot grade (unreadable JSON, old metadata, a dead kernel, ...) gets
+zero on every graded cell and a recorded reason instead of stopping the batch.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import logging
+import os
+import re
+import shutil
+import tempfile
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from coursekit.instructor.course import ensure_tools_on_path, load_config
+
+GRADED = "graded"
+UNGRADABLE = "ungradable"
+#: The grading machinery failed (e.g. a kernel did not start on an overloaded machine); the
+#: result is not recorded and the submission is graded again by the next run.
+ERROR = "error"
+#: Log lines of failures that are not the submission's fault; such a job is retried.
+TRANSIENT = (
+    "Kernel didn't respond",
+    "Kernel died before replying to kernel_info",
+    "Address already in use",
+)
+ATTEMPTS = 2
+# nbgrader changes process-wide state while it grades (the working directory, environment
+# variables), so two gradings must never share a process concurrently. Executors run one
+# job per process; this lock keeps threaded workers (a Dask worker with several threads)
+# correct, at the price of grading one submission at a time in such a process.
+_PROCESS_LOCK = threading.Lock()
+
+
+@dataclass(frozen=True)
+class GradingJob:
+    """Everything :func:`grade_submission` needs, as paths the worker can read.
+
+    Attributes
+    ----------
+    config_file : str
+        The course's ``nbgrader_config.py``.
+    assignment, student : str
+        Which submission to grade.
+    submission_dir : str
+        ``submitted/<student>/<assignment>`` of the course.
+    source_dir : str
+        The assignment's source directory (``solutions/<assignment>``).
+    gradebook : str
+        A snapshot of the course gradebook taken before the batch started (read only).
+    scratch_root : str
+        Directory under which the worker creates (and removes) its scratch course.
+    fingerprint : str
+        Digest of the submission and the assignment's source, recorded with the result.
+    """
+
+    config_file: str
+    assignment: str
+    student: str
+    submission_dir: str
+    source_dir: str
+    gradebook: str
+    scratch_root: str
+    fingerprint: str = ""
+
+
+@dataclass
+class GradingResult:
+    """What grading one submission produced (plain data; JSON-friendly apart from ``files``).
+
+    Attributes
+    ----------
+    status : str
+        ``"graded"`` (nbgrader finished) or ``"ungradable"`` (every graded cell scored 0).
+    reason : str or None
+        Why the submission could not be (fully) graded; ``None`` when nothing went wrong.
+    timestamp : str or None
+        The submission time nbgrader read from ``timestamp.txt`` (ISO format).
+    notebooks : dict
+        ``{notebook: {"late_submission_penalty": float | None, "flagged": bool,
+        "grades": {cell: {"auto_score": float | None, "needs_manual_grade": bool}},
+        "comments": {cell: str | None}}}``: the gradebook fields autograde writes.
+    tests : list of dict
+        One entry per graded cell: ``notebook``, ``cell``, ``points``, ``max_points``,
+        ``autograded`` (a code test cell), ``passed`` and the failure ``message``.
+    files : dict
+        ``{relative path: bytes}`` of ``autograded/<student>/<assignment>/``.
+    seconds, timings : float, dict
+        Wall time of the whole step, and of its stages ``prepare`` (scratch course),
+        ``autograde`` (nbgrader) and ``collect`` (reading results back): the first and the
+        last are coursekit's overhead over plain nbgrader.
+    """
+
+    assignment: str
+    student: str
+    fingerprint: str
+    status: str
+    reason: str | None = None
+    timestamp: str | None = None
+    notebooks: dict = field(default_factory=dict)
+    tests: list = field(default_factory=list)
+    files: dict = field(default_factory=dict)
+    log: str = ""
+    seconds: float = 0.0
+    timings: dict = field(default_factory=dict)
+
+    @property
+    def score(self) -> float:
+        return float(sum(t["points"] for t in self.tests))
+
+    @property
+    def max_score(self) -> float:
+        return float(sum(t["max_points"] for t in self.tests))
+
+
+def grade_submission(job: GradingJob) -> GradingResult:
+    """Autograde one submission with nbgrader in a scratch course; never raises for bad input."""
+    start = time.perf_counter()
+    Path(job.scratch_root).mkdir(parents=True, exist_ok=True)
+    scratch = Path(tempfile.mkdtemp(prefix=f"{job.student}-", dir=job.scratch_root))
+    with _PROCESS_LOCK:
+        try:
+            result = _grade_in(scratch, job)
+        except Exception as exc:  # noqa: BLE001 - a failure of the step is reported, not raised
+            result = GradingResult(
+                job.assignment,
+                job.student,
+                job.fingerprint,
+                ERROR,
+                reason=f"grading failed: {type(exc).__name__}: {exc}",
+            )
+        finally:
+            shutil.rmtree(scratch, ignore_errors=True)
+    result.seconds = time.perf_counter() - start
+    return result
+
+
+def _grade_in(scratch: Path, job: GradingJob) -> GradingResult:
+    timings = {"prepare": 0.0, "autograde": 0.0}
+    for _attempt in range(ATTEMPTS):
+        t0 = time.perf_counter()
+        shutil.rmtree(scratch, ignore_errors=True)
+        scratch.mkdir()
+        config = _prepare_scratch(job, scratch)
+        t1 = time.perf_counter()
+        success, log = _autograde(job, config)
+        timings["prepare"] += t1 - t0
+        timings["autograde"] += time.perf_counter() - t1
+        transient = not success and any(t in log for t in TRANSIENT)
+        if not transient:
+            break
+    t2 = time.perf_counter()
+    result = _collect(job, scratch, config, success, log)
+    result.timings = {**timings, "collect": time.perf_counter() - t2}
+    if transient:
+        result.status = ERROR
+        result.reason = f"the grading machinery failed {ATTEMPTS} times: {_last_error(log)}"
+    return result
+
+
+# -- the three stages -----------------------------------------------------------------------
+def _prepare_scratch(job: GradingJob, scratch: Path):
+    config = load_config(job.config_file, root=scratch)
+    config.CourseDirectory.db_url = f"sqlite:///{scratch / 'gradebook.db'}"
+    from nbgrader.coursedir import CourseDirectory
+
+    coursedir = CourseDirectory(config=config)
+    submitted = Path(
+        coursedir.format_path(coursedir.submitted_directory, job.student, job.assignment)
+    )
+    shutil.copytree(job.submission_dir, submitted, symlinks=False)
+    source = Path(coursedir.format_path(coursedir.source_directory, ".", job.assignment))
+    source.parent.mkdir(parents=True, exist_ok=True)
+    os.symlink(os.path.abspath(job.source_dir), source, target_is_directory=True)
+    shutil.copyfile(job.gradebook, scratch / "gradebook.db")
+    # Sandboxed student kernels and trusted hidden tests (coursekit.instructor.sandbox).
+    from coursekit.instructor.sandbox import configure_sandbox
+
+    course_root = Path(job.config_file).resolve().parent
+    hide = (course_root, job.scratch_root, job.source_dir)
+    configure_sandbox(config, scratch_dir=scratch / "sandbox", hide=hide)
+    return config
+
+
+def _job_logger(job: GradingJob) -> logging.Logger:
+    # One logger per job (workers may be threads of one process, as in a Dask LocalCluster),
+    # so that nbgrader's log captured for a submission holds only that submission's lines.
+    logger = logging.getLogger(f"coursekit.autograde.{os.getpid()}.{threading.get_ident()}")
+    logger.setLevel(logging.INFO)
+    logger.propagate = False
+    for handler in list(logger.handlers):
+        logger.removeHandler(handler)
+    logger.addHandler(logging.NullHandler())
+    return logger
+
+
+def _autograde(job: GradingJob, config) -> tuple[bool, str]:
+    ensure_tools_on_path()
+    from nbgrader.converters import Autograde
+    from nbgrader.coursedir import CourseDirectory
+    from nbgrader.utils import capture_log
+
+    coursedir = CourseDirectory(config=config)
+    coursedir.assignment_id = job.assignment
+    coursedir.student_id = job.student
+    app = Autograde(coursedir=coursedir, config=config, log=_job_logger(job))
+    app.force = True
+    app.create_student = True
+    out = capture_log(app)
+    log = out.get("log", "") + ("\n" + out["error"] if out.get("error") else "")
+    return bool(out["success"]), log
+
+
+def _collect(job: GradingJob, scratch: Path, config, success: bool, log: str) -> GradingResult:
+    from nbgrader.coursedir import CourseDirectory
+
+    coursedir = CourseDirectory(config=config)
+    result = GradingResult(job.assignment, job.student, job.fingerprint, GRADED, log=log)
+    cells = _read_gradebook(scratch / "gradebook.db", job.assignment, job.student, result)
+    out_dir = Path(
+        coursedir.format_path(coursedir.autograded_directory, job.student, job.assignment)
+    )
+    if out_dir.is_dir():
+        for path in sorted(out_dir.rglob("*")):
+            if path.is_file():
+                result.files[path.relative_to(out_dir).as_posix()] = path.read_bytes()
+
+    if not success:
+        result.status = UNGRADABLE
+        result.reason = failure_reason(log, Path(job.submission_dir))
+        result.files = {}
+        for notebook in result.notebooks.values():
+            notebook["flagged"] = True
+            for grade in notebook["grades"].values():
+                grade["auto_score"] = 0.0
+                grade["needs_manual_grade"] = True
+    messages = failure_messages(result.files)
+    problems = []
+    for (nb_name, cell_name), (max_points, autograded) in sorted(cells.items()):
+        grade = result.notebooks[nb_name]["grades"][cell_name]
+        points = float(grade["auto_score"] or 0.0)
+        message = messages.get((nb_name, cell_name))
+        if result.status == GRADED and autograded and grade["auto_score"] is None:
+            message = "test cell not found in the submission"
+            problems.append(f"{nb_name}/{cell_name}")
+        result.tests.append(
+            {
+                "notebook": nb_name,
+                "cell": cell_name,
+                "points": points,
+                "max_points": max_points,
+                "autograded": autograded,
+                "passed": autograded and grade["auto_score"] is not None and points >= max_points,
+                "message": message if autograded and points < max_points else None,
+            }
+        )
+    if result.status == GRADED:
+        notes = _missing_notebook_notes(result, Path(job.submission_dir))
+        if _timed_out(result.files):
+            notes.append("a cell ran past the time limit and was interrupted")
+        if problems:
+            notes.append(
+                "test cells missing from the submission (deleted, or their metadata was "
+                f"stripped or changed), scored 0: {', '.join(problems)}"
+            )
+        result.reason = "; ".join(notes) or None
+    return result
+
+
+def _read_gradebook(db: Path, assignment: str, student: str, result: GradingResult) -> dict:
+    """Fill ``result.notebooks`` from a scratch gradebook; return ``{(nb, cell): (max, auto)}``."""
+    from nbgrader.api import Gradebook, MissingEntry
+
+    cells = {}
+    with Gradebook(f"sqlite:///{db}") as gb:
+        try:
+            submission = gb.find_submission(assignment, student)
+        except MissingEntry:
+            submission = None
+        master = gb.find_assignment(assignment)
+        for notebook in master.notebooks:
+            for cell in notebook.grade_cells:
+                cells[(notebook.name, cell.name)] = (
+                    float(cell.max_score),
+                    cell.cell_type == "code",
+                )
+            for cell in notebook.task_cells:
+                cells[(notebook.name, cell.name)] = (float(cell.max_score), False)
+        if submission is None:
+            result.notebooks = {
+                name: {
+                    "late_submission_penalty": None,
+                    "flagged": False,
+                    "grades": {
+                        c: {"auto_score": None, "needs_manual_grade": True}
+                        for n, c in cells
+                        if n == name
+                    },
+                    "comments": {},
+                }
+                for name in {n for n, _ in cells}
+            }
+            return cells
+        result.timestamp = submission.timestamp.isoformat() if submission.timestamp else None
+        for nb in submission.notebooks:
+            result.notebooks[nb.name] = {
+                "late_submission_penalty": nb.late_submission_penalty,
+                "flagged": bool(nb.flagged),
+                "grades": {
+                    g.name: {
+                        "auto_score": g.auto_score,
+                        "needs_manual_grade": bool(g.needs_manual_grade),
+                    }
+                    for g in nb.grades
+                },
+                "comments": {c.name: c.auto_comment for c in nb.comments},
+            }
+    return cells
+
+
+# -- messages and reasons ---------------------------------------------------------------------
+_ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
+
+
+def failure_messages(files: dict) -> dict:
+    """``{(notebook, cell): message}`` for graded code cells that raised or wrote to stderr."""
+    messages = {}
+    for rel, data in files.items():
+        if not rel.endswith(".ipynb") or "/" in rel:
+            continue
+        try:
+            # nbgrader wrote and validated this file; plain JSON parsing is enough (and fast)
+            nb = json.loads(data.decode("utf-8"))
+        except ValueError:
+            continue
+        for cell in nb.get("cells", []):
+            meta = cell.get("metadata", {}).get("nbgrader", {})
+            if cell.get("cell_type") != "code" or not meta.get("grade"):
+                continue
+            message = None
+            for out in cell.get("outputs", []):
+                if out.get("output_type") == "error":
+                    message = f"{out.get('ename', 'Error')}: {out.get('evalue', '')}".strip()
+                    if out.get("ename") == "CellTimeoutError":
+                        message = "CellTimeoutError: the cell ran past the time limit"
+                    break
+                if out.get("output_type") == "stream" and out.get("name") == "stderr":
+                    message = message or ("wrote to stderr: " + "".join(out.get("text", ""))[:300])
+            if message is not None:
+                messages[(rel[: -len(".ipynb")], meta.get("grade_id"))] = _ANSI.sub(
+                    "", message
+                ).strip()
+    return messages
+
+
+def _timed_out(files: dict) -> bool:
+    return any(
+        rel.endswith(".ipynb") and b"CellTimeoutError" in data for rel, data in files.items()
+    )
+
+
+def _missing_notebook_notes(result: GradingResult, submission_dir: Path) -> list[str]:
+    present = {p.stem for p in submission_dir.glob("*.ipynb")}
+    missing = sorted(set(result.notebooks) - present)
+    if not missing:
+        return []
+    extra = sorted(present - set(result.notebooks))
+    found = f" (found instead: {', '.join(e + '.ipynb' for e in extra)})" if extra else ""
+    return [f"notebook {', '.join(m + '.ipynb' for m in missing)} missing, scored 0{found}"]
+
+
+_REASONS = (
+    (("exists multiple times",), "a graded cell appears more than once (duplicated cell)"),
+    (("DeadKernelError", "Kernel died"), "the kernel died while running the notebook"),
+    (
+        ("UnresponsiveKernelError", "kernel became unresponsive"),
+        "the kernel hung and could not be interrupted",
+    ),
+    (("SchemaTooOldError", "old version"), "the notebook carries old or altered nbgrader metadata"),
+    (
+        ("SchemaTooNewError", "newer version"),
+        "the notebook carries nbgrader metadata of a newer version",
+    ),
+    (
+        ("NotJSONError", "JSONDecodeError", "does not appear to be JSON"),
+        "the notebook file is not valid JSON",
+    ),
+    (("ValidationError", "NotebookValidationError"), "the notebook file is not a valid notebook"),
+    (("No notebooks were matched", "No notebooks found"), "no notebook found in the submission"),
+)
+
+
+def failure_reason(log: str, submission_dir: Path) -> str:
+    """A one-line reason for a failed autograde, from nbgrader's log and the submitted files."""
+    text = _ANSI.sub("", log)
+    empty = [p.name for p in submission_dir.glob("*.ipynb") if p.stat().st_size == 0]
+    if empty:
+        return f"empty notebook file: {', '.join(empty)}"
+    if not list(submission_dir.glob("*.ipynb")):
+        others = sorted(p.name for p in submission_dir.iterdir())[:5]
+        return "no notebook found in the submission" + (
+            f" (files: {', '.join(others)})" if others else ""
+        )
+    if "Skipping unknown notebook" in text and "No notebooks found" in text:
+        names = sorted(p.name for p in submission_dir.glob("*.ipynb"))[:5]
+        return f"no notebook with the expected name (found: {', '.join(names)})"
+    for needles, reason in _REASONS:
+        if any(n in text for n in needles):
+            return reason
+    return f"nbgrader could not grade it: {_last_error(text)}"
+
+
+def _last_error(log: str) -> str:
+    """The last exception line of a log, skipping nbgrader's closing summary exception."""
+    lines = [
+        ln.strip()
+        for ln in _ANSI.sub("", log).splitlines()
+        if re.match(r"\s*\w+(\.\w+)*(Error|Exception)\b", ln) and "NbGraderException" not in ln
+    ]
+    return lines[-1][:300] if lines else "unknown error (see the log)"
+
+
+# -- serialization (the grading journal stores results as JSON) ------------------------------
+def result_to_json(result: GradingResult) -> dict:
+    """A JSON-ready dict of ``result`` (file contents base64-encoded)."""
+    data = {k: v for k, v in vars(result).items() if k != "files"}
+    data["files"] = {k: base64.b64encode(v).decode("ascii") for k, v in result.files.items()}
+    return data
+
+
+def result_from_json(data: dict) -> GradingResult:
+    """Inverse of :func:`result_to_json`."""
+    data = dict(data)
+    data["files"] = {k: base64.b64decode(v) for k, v in data.get("files", {}).items()}
+    return GradingResult(**data)

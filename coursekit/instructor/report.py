@@ -1,0 +1,168 @@
+"""``coursekit report``: item analysis of a graded assignment for the instructor.
+
+Written to ``reports/<assignment>/`` of the course: ``report.md`` (also printed),
+``histogram.png`` (distribution of the autograded score) and ``report.json``. It gives
+
+* per autograded test cell: points, how many gradable submissions passed it, the pass rate;
+* the most frequent failure messages per test cell (each line of a message counted once
+  per submission; decimals in numbers are folded so that "max relative error 3.1e-01"
+  and "... 2.7e-01" count as the same failure);
+* the submissions that could not be graded, or were graded with a problem, and why.
+
+The data are the grading journal's results, i.e. what ``coursekit grade`` imported.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+
+from coursekit.instructor.batch import format_table, journal_for
+from coursekit.instructor.course import Course, CourseError
+from coursekit.instructor.grade import UNGRADABLE, GradingResult
+
+_DECIMAL = re.compile(r"\d+\.\d+(?:e[+-]?\d+)?")
+
+
+def message_lines(message: str) -> list[str]:
+    """The distinct, normalised lines of a failure message that identify the failure.
+
+    The first line, and the per-case and hint lines of a hidden-test message (``- case
+    '...': ...``, ``hint: ...``); other continuation lines (printed arrays) are dropped.
+    """
+    lines = []
+    for i, line in enumerate(message.splitlines()):
+        line = line.strip().removeprefix("- ").strip()
+        if i and not line.startswith(("case ", "hint:")):
+            continue
+        line = _DECIMAL.sub("…", line)
+        if line and line not in lines:
+            lines.append(line)
+    return lines
+
+
+@dataclass
+class Report:
+    directory: Path
+    text: str
+    data: dict
+
+
+def analyse(results: list[GradingResult], top: int = 5) -> dict:
+    """Pass rates, score distribution, frequent failures and ungradable submissions."""
+    graded = [r for r in results if r.status != UNGRADABLE]
+    cells: dict = {}
+    for r in results:
+        for t in r.tests:
+            if t["autograded"]:
+                cells.setdefault((t["notebook"], t["cell"]), t["max_points"])
+    items = []
+    for (nb, cell), max_points in sorted(cells.items()):
+        outcomes = [t for r in graded for t in r.tests if (t["notebook"], t["cell"]) == (nb, cell)]
+        passed = sum(bool(t["passed"]) for t in outcomes)
+        counter: Counter = Counter()
+        for t in outcomes:
+            if not t["passed"] and t["message"]:
+                counter.update(message_lines(t["message"]))
+        items.append(
+            {
+                "notebook": nb,
+                "cell": cell,
+                "max_points": max_points,
+                "submissions": len(outcomes),
+                "passed": passed,
+                "pass_rate": passed / len(outcomes) if outcomes else None,
+                "failures": counter.most_common(top),
+            }
+        )
+    auto_max = sum(cells.values())
+    scores = {r.student: sum(t["points"] for t in r.tests if t["autograded"]) for r in results}
+    return {
+        "submissions": len(results),
+        "graded": len(graded),
+        "ungradable": {r.student: r.reason for r in results if r.status == UNGRADABLE},
+        "graded_with_problems": {r.student: r.reason for r in graded if r.reason},
+        "autograded_max": auto_max,
+        "scores": scores,
+        "items": items,
+    }
+
+
+def _histogram(scores: list[float], maximum: float, path: Path, title: str) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6, 3.5), dpi=100)
+    bins = max(1, min(20, int(maximum) if maximum >= 1 else 1))
+    ax.hist(scores, bins=bins, range=(0, maximum or 1), color="#4070a0", edgecolor="white")
+    ax.set_xlabel("autograded score")
+    ax.set_ylabel("submissions")
+    ax.set_title(title)
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+
+
+def render(assignment: str, data: dict) -> str:
+    scores = list(data["scores"].values())
+    mean = sum(scores) / len(scores) if scores else 0.0
+    lines = [
+        f"# {assignment}: item analysis",
+        "",
+        f"{data['submissions']} submissions, {data['graded']} graded, "
+        f"{len(data['ungradable'])} could not be graded; mean autograded score "
+        f"{mean:.2f} / {data['autograded_max']:g}",
+        "",
+        "## Pass rate per test (gradable submissions)",
+        "",
+    ]
+    rows = [
+        [
+            f"{i['notebook']}/{i['cell']}",
+            f"{i['max_points']:g}",
+            f"{i['passed']}/{i['submissions']}",
+            "-" if i["pass_rate"] is None else f"{100 * i['pass_rate']:.0f}%",
+        ]
+        for i in data["items"]
+    ]
+    lines += [format_table(["test", "points", "passed", "rate"], rows), ""]
+    lines += ["## Most frequent failure messages", ""]
+    for item in data["items"]:
+        if item["failures"]:
+            lines.append(f"{item['notebook']}/{item['cell']}:")
+            lines += [f"  {count:3d} x {msg[:160]}" for msg, count in item["failures"]]
+    lines += ["", "## Submissions that could not be graded", ""]
+    lines += [f"  {s}: {why}" for s, why in sorted(data["ungradable"].items())] or ["  none"]
+    if data["graded_with_problems"]:
+        lines += ["", "## Graded, with a problem", ""]
+        lines += [f"  {s}: {why}" for s, why in sorted(data["graded_with_problems"].items())]
+    return "\n".join(lines)
+
+
+def write_report(course: Course, assignment: str) -> Report:
+    """Analyse the graded submissions of ``assignment`` and write the report files."""
+    course.require_assignments([assignment])
+    present = set(course.students(assignment))
+    results = [r for r in journal_for(course, assignment).results() if r.student in present]
+    if not results:
+        raise CourseError(
+            f"nothing graded for {assignment!r} yet; run `coursekit grade {assignment}`"
+        )
+    data = analyse(results)
+    directory = course.root / "reports" / assignment
+    directory.mkdir(parents=True, exist_ok=True)
+    text = render(assignment, data)
+    _histogram(
+        list(data["scores"].values()),
+        data["autograded_max"],
+        directory / "histogram.png",
+        f"{assignment}: {data['submissions']} submissions",
+    )
+    (directory / "report.md").write_text(text + "\n\n![score histogram](histogram.png)\n", "utf-8")
+    (directory / "report.json").write_text(json.dumps(data, indent=1), "utf-8")
+    return Report(directory, text, data)
