@@ -165,6 +165,15 @@ def pairwise_distances(X, Y=None) -> np.ndarray:
     return dists
 
 
+def _max_shift(x: np.ndarray, axis) -> np.ndarray:
+    """The maximum along ``axis`` (kept), with non-finite maxima replaced by 0.
+
+    An all ``-inf`` (or ``+inf``) slice has no finite maximum; shifting by it would give NaN.
+    """
+    shift = np.max(x, axis=axis, keepdims=True)
+    return np.where(np.isfinite(shift), shift, 0.0)
+
+
 def logsumexp(x, axis=-1, keepdims: bool = False) -> np.ndarray:
     r"""Stable :math:`\log \sum_j e^{x_j}` along ``axis``.
 
@@ -182,9 +191,7 @@ def logsumexp(x, axis=-1, keepdims: bool = False) -> np.ndarray:
         A slice of all ``-inf`` gives ``-inf`` (not NaN), as in ``torch.logsumexp``.
     """
     x = _as_float(x, "x")
-    shift = np.max(x, axis=axis, keepdims=True)
-    # An all -inf (or +inf) slice has no finite maximum; shifting by it would give NaN.
-    shift = np.where(np.isfinite(shift), shift, 0.0)
+    shift = _max_shift(x, axis)
     with np.errstate(divide="ignore"):
         out = np.log(np.sum(np.exp(x - shift), axis=axis, keepdims=True))
     out += shift
@@ -201,8 +208,7 @@ def log_softmax(x, axis: int = -1) -> np.ndarray:
     log-probabilities exact instead of rounding them to ``log(0) = -inf``.
     """
     x = _as_float(x, "x")
-    shift = np.max(x, axis=axis, keepdims=True)
-    shift = np.where(np.isfinite(shift), shift, 0.0)
+    shift = _max_shift(x, axis)
     shifted = x - shift
     with np.errstate(divide="ignore"):
         shifted -= np.log(np.sum(np.exp(shifted), axis=axis, keepdims=True))
@@ -218,8 +224,7 @@ def softmax(x, axis: int = -1) -> np.ndarray:
     Each slice along ``axis`` is non-negative and sums to 1.
     """
     x = _as_float(x, "x")
-    shift = np.max(x, axis=axis, keepdims=True)
-    shift = np.where(np.isfinite(shift), shift, 0.0)
+    shift = _max_shift(x, axis)
     e = np.exp(x - shift)
     e /= np.sum(e, axis=axis, keepdims=True)
     return e

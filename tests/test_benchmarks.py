@@ -1,0 +1,114 @@
+"""The benchmark suite runs end to end (``--quick``) and writes results in the documented schema.
+
+Targets are not enforced here: quick shapes are too small for the ratios to mean anything.
+What is checked is that every benchmark still runs (each one also asserts that coursekit and
+its baseline compute the same thing) and that the JSON has what the README table needs.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+RUN = ROOT / "benchmarks" / "run.py"
+COMPARED = {
+    "pairwise_distances",
+    "loops_vs_vectorized",
+    "batchnorm_fwd_bwd",
+    "layernorm_fwd_bwd",
+    "adam_step",
+    "softmax_cross_entropy_fwd_bwd",
+    "training_epoch_digits",
+}
+MACHINE_KEYS = {"cpu", "cores", "threads", "numpy", "numpy_blas", "torch", "torch_blas"}
+
+
+def run_suite(*args: str, timeout: int) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, str(RUN), "--quick", *args],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+
+
+def check_entry(entry: dict) -> None:
+    name = entry["name"]
+    assert isinstance(entry["shape"], str) and entry["shape"], name
+    assert entry["ours_median_s"] > 0 and math.isfinite(entry["ours_median_s"]), name
+    assert len(entry["ours_times_s"]) == entry["repeats"] >= 1, name
+    if entry["baseline"] is None:  # record-only: a notebook's execution time
+        assert entry["ratio"] is None and entry["baseline_median_s"] is None, name
+        return
+    assert entry["baseline_median_s"] > 0, name
+    ours, base = entry["ours_median_s"], entry["baseline_median_s"]
+    target = entry["target"]
+    assert target["op"] in ("<=", ">=") and target["value"] > 0, name
+    # the ratio is oriented so that the target reads naturally: time ratio or speed-up
+    expected = ours / base if target["op"] == "<=" else base / ours
+    assert entry["ratio"] == pytest.approx(expected), name
+    met = (
+        entry["ratio"] <= target["value"]
+        if target["op"] == "<="
+        else entry["ratio"] >= target["value"]
+    )
+    assert entry["met"] is met, name
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(900)
+def test_quick_run_writes_every_benchmark_in_the_schema(tmp_path):
+    out = tmp_path / "quick.json"
+    proc = run_suite("--json", str(out), timeout=880)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    report = json.loads(out.read_text())
+    assert report["mode"] == "quick" and not report["errors"]
+    assert MACHINE_KEYS <= set(report["machine"])
+    names = {e["name"] for e in report["benchmarks"]}
+    assert COMPARED <= names, names
+    # quick mode runs one lecture and skips the long grading benchmark, saying why
+    assert any(n.startswith("notebook:lectures/") for n in names), names
+    assert "grading" in report["skipped"]
+    for entry in report["benchmarks"]:
+        check_entry(entry)
+    loops = next(e for e in report["benchmarks"] if e["name"] == "loops_vs_vectorized")
+    assert loops["baseline_extrapolated"] and "extrapolated" in loops["notes"]
+    assert "| benchmark |" in proc.stdout  # the printed table
+
+
+@pytest.mark.timeout(300)
+def test_only_and_merge_combine_runs(tmp_path):
+    first, second = tmp_path / "first.json", tmp_path / "second.json"
+    proc = run_suite("--only", "loops", "--json", str(first), timeout=280)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    assert [e["name"] for e in json.loads(first.read_text())["benchmarks"]] == [
+        "loops_vs_vectorized"
+    ]
+    proc = run_suite("--only", "softmax", "--json", str(second), "--merge", str(first), timeout=280)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    report = json.loads(second.read_text())
+    entries = {e["name"]: e for e in report["benchmarks"]}
+    assert set(entries) == {"softmax_cross_entropy_fwd_bwd", "loops_vs_vectorized"}
+    assert entries["loops_vs_vectorized"]["from_run"]["file"] == "first.json"
+    assert "from_run" not in entries["softmax_cross_entropy_fwd_bwd"]
+    for entry in entries.values():
+        check_entry(entry)
+
+
+def test_unknown_benchmark_name_is_rejected():
+    proc = subprocess.run(
+        [sys.executable, str(RUN), "--only", "nonsense"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert proc.returncode == 2
+    assert "nonsense" in proc.stderr and "invalid choice" in proc.stderr
