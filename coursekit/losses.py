@@ -56,9 +56,10 @@ def softmax_loss(scores, y):
     picked = z[rows, y]
     np.exp(z, out=z)
     sum_exp = z @ np.ones(c, dtype=z.dtype)  # row sums by BLAS
-    with np.errstate(divide="ignore"):
+    # a row of all -inf scores has no softmax: its loss and gradient are NaN, without warnings
+    with np.errstate(divide="ignore", invalid="ignore"):
         loss = np.sum(np.log(sum_exp) - picked) / n
-    z *= (1.0 / (n * sum_exp))[:, None]  # softmax / N
+        z *= (1.0 / (n * sum_exp))[:, None]  # softmax / N
     z[rows, y] -= 1.0 / n
     return float(loss), z
 

@@ -2,7 +2,7 @@
 
 Each lecture asserts its own claims in code cells; on top of that, this test reads a few
 variables out of the executed kernel and checks the claims the course is built on.
-Execution times are written to ``benchmarks/lecture_times.json`` by the benchmark suite,
+Execution times are recorded in ``benchmarks/results.json`` by the benchmark suite,
 not asserted here.
 """
 
