@@ -7,8 +7,8 @@ Usage::
     python benchmarks/run.py --only layernorm adam --json /tmp/out.json
 
 Every figure is the median of several timed runs after a warm-up. Each benchmark times
-coursekit and its baseline **in the same run, interleaved** (ours, baseline, baseline, ours, ...), so
-the ratio stays meaningful on a loaded machine even when the absolute times do not. PyTorch
+coursekit and its baseline **in the same run, interleaved** (ours, baseline, baseline, ours,
+...), so the ratio stays meaningful on a loaded machine even when the absolute times do not. PyTorch
 and the BLAS behind numpy both get the same number of threads (2 unless the environment
 variable ``COURSEKIT_BENCH_THREADS`` says otherwise); the BLAS thread count has to be set
 before numpy is imported, which is why this script sets it at the very top.
