@@ -295,6 +295,9 @@ class SandboxedExecute(Execute):
 
     def __init__(self, *args, **kwargs):
         kwargs["kernel_manager_class"] = SandboxedKernelManager
+        # A grading kernel has nothing to save: killing it (bubblewrap takes the kernel with
+        # it) saves the graceful shutdown's wait, about 0.4 s per notebook.
+        kwargs.setdefault("shutdown_kernel", "immediate")
         super().__init__(*args, **kwargs)
 
     def preprocess(self, nb, resources=None, km=None):
