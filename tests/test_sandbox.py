@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import os
+import shutil
 import socket
+import tempfile
+import time
+from pathlib import Path
 
 import nbformat
 import pytest
@@ -11,7 +16,9 @@ from nbclient.exceptions import CellTimeoutError
 from traitlets.config import Config
 
 from coursekit.instructor.sandbox import (
+    NO_BWRAP_ENV,
     Limits,
+    SandboxedExecute,
     SandboxedKernelManager,
     bwrap_usable,
     sandboxed_command,
@@ -130,12 +137,82 @@ def test_command_line_hides_instructor_files_and_binds_scratch(tmp_path):
 
 
 def test_without_bubblewrap_only_limits_apply_with_a_loud_warning(tmp_path, monkeypatch, caplog):
-    monkeypatch.setenv("PATH", str(tmp_path))  # no bwrap on PATH
-    bwrap_usable.cache_clear()
-    try:
-        argv = sandboxed_command(["python"], submission_dir=tmp_path, scratch_dir=tmp_path)
-    finally:
-        monkeypatch.undo()
-        bwrap_usable.cache_clear()
+    monkeypatch.setenv(NO_BWRAP_ENV, "1")
+    argv = sandboxed_command(["python"], submission_dir=tmp_path, scratch_dir=tmp_path)
     assert argv[0] == "prlimit" and argv[-1] == "python" and "--unshare-net" not in argv
+    assert "WITHOUT a sandbox" in caplog.text and NO_BWRAP_ENV in caplog.text
+    if os.geteuid() != 0:
+        return
+    # root ignores RLIMIT_NPROC, so the kernel drops to its own user where it can reach its
+    # directories, and says so where it cannot (pytest's temporary root is private)
+    assert "setpriv" not in argv and "process limit does not apply" in caplog.text
+    open_dir = Path(tempfile.mkdtemp(prefix="coursekit-fallback-"))
+    try:
+        open_dir.chmod(0o755)
+        argv = sandboxed_command(["python"], submission_dir=open_dir, scratch_dir=open_dir)
+    finally:
+        open_dir.rmdir()
+    assert argv[argv.index("setpriv") + 1] == "--reuid" and argv[-1] == "python"
+
+
+def test_the_fallback_still_stops_memory_bombs_and_fork_floods(monkeypatch, caplog):
+    monkeypatch.setenv(NO_BWRAP_ENV, "1")
+    # Without bubblewrap the kernel's user reaches its directories through their real
+    # parents, so they must be traversable (pytest's own temporary root is not).
+    tmp_path = Path(tempfile.mkdtemp(prefix="coursekit-fallback-"))
+    tmp_path.chmod(0o755)
+    cells = [
+        "try:\n    bytearray(2 * 1024**3)\n    print('allocated')\nexcept MemoryError:\n"
+        "    print('MemoryError')",
+        "import os, time\nn = 0\ntry:\n    for _ in range(200):\n        if os.fork() == 0:\n"
+        "            time.sleep(3); os._exit(0)\n        n += 1\nexcept OSError:\n    pass\nprint(n)",
+        "import os\nprint(os.getuid())",
+    ]
+    nb = run_cells(tmp_path, cells, memory=1024**3 + 512 * 1024**2, processes=16)
+    shutil.rmtree(tmp_path, ignore_errors=True)
+    out = [stdout(c).strip() for c in nb.cells]
+    assert out[0] == "MemoryError"
+    assert 0 < int(out[1]) < 16
+    if os.geteuid() == 0:
+        assert int(out[2]) >= 200000
     assert "WITHOUT a sandbox" in caplog.text
+
+
+def run_graded(tmp_path, sources, **traits):
+    """Run cells through :class:`SandboxedExecute` (what ``coursekit grade`` runs)."""
+    submission = tmp_path / "submitted" / "alice" / "a1"
+    submission.mkdir(parents=True, exist_ok=True)
+    config = Config()
+    config.SandboxedKernelManager.scratch_dir = str(tmp_path / "scratch")
+    for name, value in traits.items():
+        setattr(config.SandboxedExecute, name, value)
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(s) for s in sources])
+    nb.metadata["kernelspec"] = {
+        "name": "python3",
+        "display_name": "Python 3",
+        "language": "python",
+    }
+    resources = {"metadata": {"path": str(submission)}}
+    start = time.monotonic()
+    SandboxedExecute(config=config).preprocess(nb, resources)
+    return nb, time.monotonic() - start
+
+
+def test_the_notebook_wall_time_limit_stops_the_cells_left(tmp_path):
+    cells = ["import time\nprint('first')", "time.sleep(30)", "print('third')"]
+    nb, seconds = run_graded(tmp_path, cells, timeout=20, notebook_timeout=4)
+    assert stdout(nb.cells[0]).strip() == "first"
+    assert "CellTimeoutError" in [o.ename for o in nb.cells[1].outputs if o.output_type == "error"]
+    assert len(nb.cells[2].outputs) == 1, nb.cells[2].outputs
+    error = nb.cells[2].outputs[0]
+    assert error.ename == "NotebookTimeout" and "4 s" in error.evalue
+    assert seconds < 18  # not the 20 s per-cell timeout, plus the kernel's start
+
+
+def test_output_is_capped_per_notebook_before_it_is_stored(tmp_path):
+    flood = "for _ in range(200):\n    print('x' * 50_000)"
+    nb, _ = run_graded(tmp_path, [flood, "print('after')"], max_output_bytes=200_000)
+    kept = sum(len(o.get("text", "")) for c in nb.cells for o in c.outputs)
+    assert 0 < kept < 300_000  # 10 MB were printed
+    assert "output truncated" in stdout(nb.cells[0])
+    assert "after" not in stdout(nb.cells[1])  # the budget is for the whole notebook

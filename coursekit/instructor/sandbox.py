@@ -17,7 +17,10 @@ kernel runs under bubblewrap (``bwrap``):
   user, so it is enforced for that user and not for root), CPU seconds (``RLIMIT_CPU``),
   size of any file written (``RLIMIT_FSIZE``), and no core dumps.
 
-Wall time per cell is nbclient's ``timeout`` (nbgrader's ``Execute.timeout``); the kernel
+Wall time per cell is nbclient's ``timeout`` (nbgrader's ``Execute.timeout``), and the
+whole notebook has its own wall time (:attr:`Limits.notebook_seconds`): cells still waiting
+when it runs out are not run. Output is capped per notebook before it is stored
+(:attr:`Limits.notebook_output_bytes`). The kernel
 talks to the grader over Unix sockets in a short private directory under ``/tmp`` (socket
 paths are limited to 107 bytes), since it has no network, and is interrupted by message.
 
@@ -29,8 +32,10 @@ directory (``/tmp``, the course directory, ...): their parents are then recreate
 traversable; elsewhere, their real parents must be traversable by other users.
 
 Where bubblewrap is missing or cannot create namespaces (a container without the
-privilege), :func:`sandboxed_command` logs a loud warning and falls back to the resource
-limits alone: student code can then read what the grader can read and reach the network.
+privilege), or ``COURSEKIT_NO_BWRAP=1`` is set, :func:`sandboxed_command` logs a loud
+warning and falls back to the resource limits alone, still as the unprivileged sandbox user
+when the grader runs as root: student code can then read what that user may read (files
+readable by everyone) and reach the network.
 """
 
 from __future__ import annotations
@@ -43,6 +48,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+import time
 import weakref
 from dataclasses import dataclass
 from pathlib import Path
@@ -82,12 +88,20 @@ class Limits:
         CPU time of the kernel (``RLIMIT_CPU``); wall time per cell is nbclient's timeout.
     output_bytes : int
         Largest file the kernel may write (``RLIMIT_FSIZE``).
+    notebook_seconds : int
+        Wall time of a whole notebook, all cells together (each cell also has nbgrader's
+        ``Execute.timeout``). Cells left when it runs out are not run and get an error.
+    notebook_output_bytes : int
+        Output a notebook may print or display, all cells together; what comes after is
+        dropped before it is stored, and the cell says so.
     """
 
     memory: int = 3 * 1024**3
     processes: int = 64
     cpu_seconds: int = 600
     output_bytes: int = 64 * 1024**2
+    notebook_seconds: int = 900
+    notebook_output_bytes: int = 4 * 1024**2
 
     def prlimit_args(self) -> list[str]:
         return [
@@ -101,9 +115,18 @@ class Limits:
         ]
 
 
-@functools.lru_cache(maxsize=1)
+#: Set to 1 to grade without bubblewrap even where it works (the fallback, resource limits
+#: only; for machines where namespaces misbehave, and to test the fallback).
+NO_BWRAP_ENV = "COURSEKIT_NO_BWRAP"
+
+
 def bwrap_usable() -> bool:
     """Whether bubblewrap is installed and can create the namespaces the sandbox uses."""
+    return not os.environ.get(NO_BWRAP_ENV) and _bwrap_works()
+
+
+@functools.lru_cache(maxsize=1)
+def _bwrap_works() -> bool:
     exe = shutil.which("bwrap")
     if exe is None:
         return False
@@ -125,6 +148,11 @@ def visible_paths() -> list[str]:
 
 def _under(path: str, root: str) -> bool:
     return path == root or path.startswith(root.rstrip("/") + "/")
+
+
+def _traversable_by_others(path: str) -> bool:
+    """Whether every parent of ``path`` lets other users through (``o+x``)."""
+    return all(os.stat(p).st_mode & 0o001 for p in Path(path).parents)
 
 
 def sandbox_uid() -> int:
@@ -152,12 +180,29 @@ def sandboxed_command(
         raise TypeError(f"limits must be a Limits, got {type(limits).__name__}")
     submission = os.path.realpath(submission_dir)
     scratch = os.path.realpath(scratch_dir)
+    uid = str(sandbox_uid() if uid is None else uid)
+    setpriv = ["setpriv", "--reuid", uid, "--regid", uid, "--clear-groups", "--"]
     if not bwrap_usable():
         log.warning(
-            "bubblewrap is unusable here: student code runs WITHOUT a sandbox (it can read "
-            "instructor files and reach the network); only resource limits apply"
+            "bubblewrap is unusable here (%s): student code runs WITHOUT a sandbox (it can "
+            "read what the grader's files allow and reach the network); only resource "
+            "limits apply",
+            "disabled by " + NO_BWRAP_ENV
+            if os.environ.get(NO_BWRAP_ENV)
+            else "not installed or no permission to create namespaces",
         )
-        return [*limits.prlimit_args(), *cmd]
+        # As root, still drop to the sandbox user (root is exempt from RLIMIT_NPROC), when
+        # that user can reach the two directories through their real parents.
+        drop = os.geteuid() == 0 and shutil.which("setpriv") is not None
+        if drop and not all(map(_traversable_by_others, (submission, scratch))):
+            log.warning(
+                "the kernel runs as root: the parents of %s or %s are not traversable by "
+                "other users, so the process limit does not apply",
+                submission,
+                scratch,
+            )
+            drop = False
+        return [*limits.prlimit_args(), *(setpriv if drop else []), *cmd]
     hidden = [os.path.realpath(p) for p in (*HIDDEN, *hide)]
     hidden = sorted({p for p in hidden if os.path.isdir(p)}, key=len)
     tops = [h for h in hidden if not any(h != o and _under(h, o) for o in hidden)]
@@ -192,8 +237,6 @@ def sandboxed_command(
     argv += ["--chdir", submission, "--setenv", "HOME", scratch, "--setenv", "TMPDIR", scratch]
     # The kernel would watch its parent's pid, which does not exist in its pid namespace.
     argv += ["--unsetenv", "JPY_PARENT_PID"]
-    uid = str(sandbox_uid() if uid is None else uid)
-    setpriv = ["setpriv", "--reuid", uid, "--regid", uid, "--clear-groups", "--"]
     return [*argv, "--", *limits.prlimit_args(), *setpriv, *cmd]
 
 
@@ -258,6 +301,7 @@ class SandboxedKernelManager(AsyncKernelManager):
         env = dict(kw.get("env") or os.environ)
         env[RECORD_ENV] = self.record_dir
         env.update(OMP_NUM_THREADS="1", OPENBLAS_NUM_THREADS="1", MKL_NUM_THREADS="1")
+        env.update(HOME=self.scratch_dir, TMPDIR=self.scratch_dir)  # also without bubblewrap
         kw["env"] = env
         limits = Limits(self.memory, self.processes, self.cpu_seconds, self.output_bytes)
         argv = sandboxed_command(
@@ -293,12 +337,52 @@ class SandboxedExecute(Execute):
     (so nbgrader scores it 0 and the feedback shows why), whatever the kernel printed.
     """
 
+    notebook_timeout = Int(Limits.notebook_seconds, help="Wall time of the notebook.").tag(
+        config=True
+    )
+    max_output_bytes = Int(
+        Limits.notebook_output_bytes, help="Output kept for the whole notebook."
+    ).tag(config=True)
+
     def __init__(self, *args, **kwargs):
         kwargs["kernel_manager_class"] = SandboxedKernelManager
         # A grading kernel has nothing to save: killing it (bubblewrap takes the kernel with
         # it) saves the graceful shutdown's wait, about 0.4 s per notebook.
         kwargs.setdefault("shutdown_kernel", "immediate")
         super().__init__(*args, **kwargs)
+        self._deadline = float("inf")
+        self._output_left = 0
+        self._truncated: set[int] = set()
+
+    def _get_timeout(self, cell):
+        """The cell's own timeout, cut to what is left of the notebook's (at least 1 s)."""
+        left = self._deadline - time.monotonic()
+        return max(1.0, min(super()._get_timeout(cell) or float("inf"), left))
+
+    def preprocess_cell(self, cell, resources, index):
+        if self._deadline == float("inf"):  # the clock starts with the first cell
+            self._deadline = time.monotonic() + self.notebook_timeout
+        if cell.cell_type == "code" and time.monotonic() >= self._deadline:
+            cell.outputs = [
+                nbformat_error(
+                    "NotebookTimeout",
+                    f"not run: the notebook used up its {self.notebook_timeout} s of wall "
+                    "time before this cell",
+                )
+            ]
+            return cell, resources
+        return super().preprocess_cell(cell, resources, index)
+
+    def output(self, outs, msg, display_id, cell_index):
+        size = _content_bytes(msg.get("content", {}))
+        if size > self._output_left:
+            self._output_left = 0
+            if cell_index not in self._truncated:
+                self._truncated.add(cell_index)
+                outs.append(_truncation_note(self.max_output_bytes))
+            return None
+        self._output_left -= size
+        return super().output(outs, msg, display_id, cell_index)
 
     def preprocess(self, nb, resources=None, km=None):
         scratch = self.config.SandboxedKernelManager.get("scratch_dir")
@@ -307,6 +391,8 @@ class SandboxedExecute(Execute):
         record_dir = os.path.join(scratch, "records")
         os.makedirs(record_dir, exist_ok=True)
         clear_records(record_dir)
+        self._deadline = float("inf")
+        self._output_left, self._truncated = self.max_output_bytes, set()
         nb, resources = super().preprocess(nb, resources, km=km)
         tests = [c for c in nb.cells if _is_test(c) and hidden_checks(c.source)]
         tasks = sorted({name for c in tests for name, _ in hidden_checks(c.source)})
@@ -319,6 +405,21 @@ class SandboxedExecute(Execute):
             if reasons:
                 cell.outputs.append(nbformat_error("GradingError", "\n".join(reasons)))
         return nb, resources
+
+
+def _content_bytes(content: dict) -> int:
+    """Roughly the bytes an output message adds to the notebook (its text and data)."""
+    size = len(content.get("text", ""))
+    for value in (content.get("data") or {}).values():
+        size += len(value) if isinstance(value, str) else len(str(value))
+    return size + sum(len(line) for line in content.get("traceback", []))
+
+
+def _truncation_note(limit: int):
+    from nbformat.v4 import new_output
+
+    text = f"\n[output truncated: the notebook printed more than {limit:,} bytes]\n"
+    return new_output("stream", name="stdout", text=text)
 
 
 def _is_test(cell) -> bool:
@@ -352,6 +453,8 @@ def configure_sandbox(config, *, scratch_dir, hide=(), limits: Limits = Limits()
     config.SandboxedKernelManager.processes = limits.processes
     config.SandboxedKernelManager.cpu_seconds = limits.cpu_seconds
     config.SandboxedKernelManager.output_bytes = limits.output_bytes
+    config.SandboxedExecute.notebook_timeout = limits.notebook_seconds
+    config.SandboxedExecute.max_output_bytes = limits.notebook_output_bytes
     current = (
         config.Autograde.get("autograde_preprocessors")
         or Autograde.autograde_preprocessors.default()
