@@ -37,8 +37,8 @@ pytestmark = [
 FULL_MARKS = 6.0  # softmax and logsumexp test cells, 3 points each
 
 
-@pytest.fixture(scope="module")
-def graded(tmp_path_factory):
+def attack_course(tmp_path_factory, only=None):
+    """A released course with the catalogue (or the attacks in ``only``) submitted."""
     root = tmp_path_factory.mktemp("attacks") / "course"
     (root / "solutions" / ASSIGNMENT).mkdir(parents=True)
     shutil.copy(REPO / "nbgrader_config.py", root / "nbgrader_config.py")
@@ -55,8 +55,15 @@ def graded(tmp_path_factory):
     listener.settimeout(0.1)
     port = listener.getsockname()[1]
     klass = catalogue(source, released, course=root, port=port)
+    if only is not None:
+        keep = {"correct-1", "correct-2", "wrong", *(f"attack-{name}" for name in only)}
+        klass = {student: nbs for student, nbs in klass.items() if student in keep}
     write_class(course, ASSIGNMENT, klass)
-    assert main(["--course", str(root), "grade", ASSIGNMENT, "--workers", "2", "--quiet"]) == 0
+    return root, course, klass, listener
+
+
+def grade_and_collect(root, course, klass, listener, grade):
+    grade()
     try:
         listener.accept()
         reached = True
@@ -65,6 +72,16 @@ def graded(tmp_path_factory):
     listener.close()
     results = {r.student: r for r in journal_for(course, ASSIGNMENT).results()}
     return root, klass, results, reached
+
+
+@pytest.fixture(scope="module")
+def graded(tmp_path_factory):
+    root, course, klass, listener = attack_course(tmp_path_factory)
+
+    def grade():
+        assert main(["--course", str(root), "grade", ASSIGNMENT, "--workers", "2", "--quiet"]) == 0
+
+    return grade_and_collect(root, course, klass, listener, grade)
 
 
 def test_every_submission_has_a_score_and_a_reason(graded):
@@ -102,7 +119,16 @@ def test_nothing_written_outside_scratch_and_no_network(graded):
     assert not any(Path(root).rglob("written-by-student.txt"))
 
 
-@pytest.mark.parametrize("attack", ["calls-reference", "patched-check", "swallowed-tracebacks"])
+@pytest.mark.parametrize(
+    "attack",
+    [
+        "calls-reference",
+        "calls-reference-obfuscated",
+        "calls-reference-in-thread",
+        "patched-check",
+        "swallowed-tracebacks",
+    ],
+)
 def test_integrity_violations_are_flagged_with_the_reason(graded, attack):
     _, _, results, _ = graded
     messages = [t["message"] or "" for t in results[f"attack-{attack}"].tests]
@@ -112,7 +138,6 @@ def test_integrity_violations_are_flagged_with_the_reason(graded, attack):
 def test_trusted_verdict_judges_records_and_needs_one_per_check(tmp_path):
     import numpy as np
 
-    from coursekit.grading.core import get_task
     from coursekit.grading.trusted import hidden_checks, record, trusted_verdict
 
     source = 'x = 1\ncheck("a1.softmax", softmax, seed=11)\ncheck("a1.logsumexp", f, seed=12)\n'
@@ -127,13 +152,59 @@ def test_trusted_verdict_judges_records_and_needs_one_per_check(tmp_path):
         exps = np.exp(z - z.max())
         return (exps / exps.sum()).view(Liar)
 
-    record("a1.softmax", get_task("a1.softmax").reference, 11, tmp_path)
+    # correct answers written here: recording coursekit's own functions is an integrity failure
+    def softmax(z):
+        exps = np.exp(z - z.max(axis=1, keepdims=True))
+        return exps / exps.sum(axis=1, keepdims=True)
+
+    def logsumexp(z):
+        row_max = z.max(axis=1, keepdims=True)
+        return np.log(np.exp(z - row_max).sum(axis=1)) + row_max[:, 0]
+
+    record("a1.softmax", softmax, 11, tmp_path)
     passed, message = trusted_verdict(source, tmp_path)
     assert not passed and "a1.logsumexp: the hidden test left no result" in message
-    record("a1.logsumexp", get_task("a1.logsumexp").reference, 12, tmp_path)
+    record("a1.logsumexp", logsumexp, 12, tmp_path)
     assert trusted_verdict(source, tmp_path) == (True, "")
     record("a1.softmax", wrong, 11, tmp_path)
     passed, message = trusted_verdict(source, tmp_path)
     assert not passed and message.startswith("a1.softmax: ")
     (tmp_path / "a1.logsumexp@12.json").write_text('[{"label": "x", "output": {"dtype": "|O"}}]')
     assert "unusable hidden-test result" in trusted_verdict(source, tmp_path)[1]
+
+
+# The same guarantees with the grading spread over Dask worker processes.
+ON_DASK = [
+    "memory-bomb",
+    "fork-flood",
+    "read-instructor-files",
+    "network",
+    "write-outside-scratch",
+    "calls-reference-obfuscated",
+    "patched-check",
+]
+
+
+def test_sandbox_and_limits_hold_on_dask_workers(tmp_path_factory):
+    distributed = pytest.importorskip("distributed")
+    from coursekit.instructor.batch import grade_assignment
+
+    root, course, klass, listener = attack_course(tmp_path_factory, only=ON_DASK)
+
+    def grade():
+        with (
+            distributed.LocalCluster(
+                n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None
+            ) as cluster,
+            distributed.Client(cluster) as client,
+        ):
+            summary = grade_assignment(course, ASSIGNMENT, scheduler=client, progress=False)
+        assert len(summary.graded) == len(klass)
+
+    root, _, results, reached = grade_and_collect(root, course, klass, listener, grade)
+    assert not reached and not any(Path(root).rglob("written-by-student.txt"))
+    for student in ("correct-1", "correct-2"):
+        assert results[student].score == FULL_MARKS, (student, results[student].tests)
+    for attack in ON_DASK:
+        result = results[f"attack-{attack}"]
+        assert result.score <= results["wrong"].score, (attack, result.reason, result.tests)

@@ -13,7 +13,9 @@ every test cell from the gradebook before running it), loads each record with
 :func:`~coursekit.grading.core.outcomes_from_json` and calls
 :func:`~coursekit.grading.core.judge` itself. A test cell passes only if every one of its
 calls left a record that passes; a patched ``check``, a killed kernel or a swallowed error
-leaves no record (or a wrong one) and so no points.
+leaves no record (or a wrong one) and so no points. While recording, the student's function
+runs under :class:`~coursekit.grading.watch.ReferenceWatch`: a call into the task's
+reference implementation, however obtained, turns every case into an integrity failure.
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ from coursekit.grading.core import (
     outcomes_from_json,
     outcomes_to_json,
 )
+from coursekit.grading.watch import ReferenceWatch
 
 __all__ = [
     "RECORD_ENV",
@@ -54,7 +57,12 @@ def record(task_name: str, fn: Callable, seed: int, record_dir: str | os.PathLik
     if not functions or not all(callable(f) for f in functions):
         outcomes = [Outcome("all cases", error="expected a function")]
     else:
-        outcomes = collect_outputs(task, fn, seed)
+        watch = ReferenceWatch(task.library_functions)
+        watched = tuple(map(watch.wrap, functions)) if isinstance(fn, tuple) else watch.wrap(fn)
+        outcomes = collect_outputs(task, watched, seed)
+        if watch.problems:
+            reason = "integrity: the submission " + "; ".join(watch.problems)
+            outcomes = [Outcome(o.label, error=reason) for o in outcomes]
     path = record_path(record_dir, task_name, seed)
     tmp = path.with_suffix(".tmp")
     tmp.write_text(outcomes_to_json(outcomes))

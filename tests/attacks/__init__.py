@@ -129,6 +129,14 @@ for _path in ("{course}/written-by-student.txt", "{course}/gradebook.db"):
 """,
     "calls-reference": "from coursekit.ops import softmax as _reference\n\n"
     "def softmax(logits):\n    return _reference(logits, axis=1)\n",
+    "calls-reference-obfuscated": "import importlib\n"
+    "_ref = getattr(importlib.import_module('coursekit.' + 'o' + 'ps'), 'soft' + 'max')\n\n"
+    "def softmax(logits):\n    return _ref(logits, axis=1)\n",
+    "calls-reference-in-thread": "import importlib, threading\n"
+    "_ref = getattr(importlib.import_module('coursekit.' + 'o' + 'ps'), 'soft' + 'max')\n\n"
+    "def softmax(logits):\n    box = []\n"
+    "    t = threading.Thread(target=lambda: box.append(_ref(logits, axis=1)))\n"
+    "    t.start(); t.join()\n    return box[0]\n",
     "detect-grading": _CLOSE + "import os\nos.environ.pop('COURSEKIT_RECORD_DIR', None)\n"
     "os.environ.pop('COURSEKIT_SANDBOX', None)\n",
 }

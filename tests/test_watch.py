@@ -1,0 +1,96 @@
+"""The runtime reference watch: calls into coursekit's reference are seen however made."""
+
+from __future__ import annotations
+
+import importlib
+import sys
+import threading
+
+import numpy as np
+import pytest
+
+import coursekit.ops
+from coursekit.grading.trusted import record, trusted_verdict
+from coursekit.grading.watch import ReferenceWatch
+
+LOGITS = np.array([[1.0, 2.0, 3.0], [0.0, 0.0, 5.0]])
+
+
+def own_softmax(z):
+    exps = np.exp(z - z.max(axis=1, keepdims=True))
+    return exps / exps.sum(axis=1, keepdims=True)
+
+
+def obfuscated(z):
+    ref = getattr(importlib.import_module("coursekit." + "o" + "ps"), "soft" + "max")
+    return ref(z, axis=1)
+
+
+def from_copied_module(z):
+    # the module's own source compiled again under its own file name, as a reload would
+    namespace: dict = {"__name__": "copy_of_ops"}
+    path = coursekit.ops.__file__
+    with open(path) as fh:
+        exec(compile(fh.read(), path, "exec"), namespace)
+    return namespace["softmax"](z, axis=1)
+
+
+def in_a_thread(z):
+    box = []
+    worker = threading.Thread(target=lambda: box.append(own_softmax(z)))
+    worker.start()
+    worker.join()
+    return box[0]
+
+
+def hook_removed(z):
+    getattr(sys, "set" + "profile")(None)
+    return own_softmax(z)
+
+
+def test_an_honest_function_is_not_flagged_and_its_result_is_unchanged():
+    watch = ReferenceWatch(["coursekit.ops.softmax"])
+    np.testing.assert_array_equal(watch.call(own_softmax, LOGITS), own_softmax(LOGITS))
+    assert watch.problems == []
+
+
+@pytest.mark.parametrize(
+    "fn, expected",
+    [
+        (obfuscated, "calls coursekit's own implementation (coursekit.ops.softmax)"),
+        (from_copied_module, "calls coursekit's own implementation (coursekit.ops.softmax)"),
+        (in_a_thread, "starts a thread"),
+        (hook_removed, "replaces the profiler hook (sys.setprofile)"),
+    ],
+)
+def test_ways_to_reach_the_reference_are_flagged(fn, expected):
+    watch = ReferenceWatch(["coursekit.ops.softmax"])
+    watch.call(fn, LOGITS)
+    assert expected in watch.problems, watch.problems
+
+
+def test_only_the_graded_functions_count_and_the_previous_hook_comes_back():
+    def uses_another_helper(z):
+        return np.exp(coursekit.ops.log_softmax(z))
+
+    def outer_hook(frame, event, arg):
+        return None
+
+    watch = ReferenceWatch(["coursekit.ops.softmax"])
+    sys.setprofile(outer_hook)
+    try:
+        watch.call(uses_another_helper, LOGITS)
+        assert sys.getprofile() is outer_hook
+    finally:
+        sys.setprofile(None)
+    assert watch.problems == []
+
+
+def test_a_recorded_reference_call_fails_the_hidden_test_with_the_reason(tmp_path):
+    source = 'check("a1.softmax", softmax, seed=3)'
+    record("a1.softmax", own_softmax, 3, tmp_path)
+    assert trusted_verdict(source, tmp_path) == (True, "")
+    record("a1.softmax", obfuscated, 3, tmp_path)
+    passed, message = trusted_verdict(source, tmp_path)
+    assert not passed
+    assert "integrity: the submission calls coursekit's own implementation" in message
