@@ -27,6 +27,16 @@ from coursekit.instructor.sandbox import (
 pytestmark = pytest.mark.skipif(not bwrap_usable(), reason="bubblewrap is unusable here")
 
 
+def code_notebook(sources):
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(s) for s in sources])
+    nb.metadata["kernelspec"] = {
+        "name": "python3",
+        "display_name": "Python 3",
+        "language": "python",
+    }
+    return nb
+
+
 def run_cells(tmp_path, sources, *, timeout=60, hide=(), **limits):
     """Run code cells in a sandboxed kernel; return the executed notebook."""
     submission = tmp_path / "course" / "submitted" / "alice" / "a1"
@@ -37,12 +47,7 @@ def run_cells(tmp_path, sources, *, timeout=60, hide=(), **limits):
     config.SandboxedKernelManager.hide = [str(tmp_path / "course"), *map(str, hide)]
     for name, value in limits.items():
         setattr(config.SandboxedKernelManager, name, value)
-    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(s) for s in sources])
-    nb.metadata["kernelspec"] = {
-        "name": "python3",
-        "display_name": "Python 3",
-        "language": "python",
-    }
+    nb = code_notebook(sources)
     client = NotebookClient(
         nb,
         timeout=timeout,
@@ -186,12 +191,7 @@ def run_graded(tmp_path, sources, **traits):
     config.SandboxedKernelManager.scratch_dir = str(tmp_path / "scratch")
     for name, value in traits.items():
         setattr(config.SandboxedExecute, name, value)
-    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(s) for s in sources])
-    nb.metadata["kernelspec"] = {
-        "name": "python3",
-        "display_name": "Python 3",
-        "language": "python",
-    }
+    nb = code_notebook(sources)
     resources = {"metadata": {"path": str(submission)}}
     start = time.monotonic()
     SandboxedExecute(config=config).preprocess(nb, resources)
