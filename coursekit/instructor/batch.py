@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from coursekit.instructor.course import Course, CourseError
-from coursekit.instructor.executors import make_executor
+from coursekit.instructor.executors import make_executor, start_fork_server
 from coursekit.instructor.grade import (
     ERROR,
     UNGRADABLE,
@@ -129,6 +129,8 @@ def grade_assignment(
     """
     start = time.perf_counter()
     stream = stream or sys.stderr
+    if scheduler is None:
+        start_fork_server()  # its imports overlap with the checks below
     course.require_assignments([assignment])
     selected = course.require_students(assignment, students)
     if not selected:

@@ -54,7 +54,13 @@ def _init_local_worker(log_path: str | None) -> None:
 
 # Imported once by the fork server, so that workers start with nbgrader loaded instead of
 # each importing it again (several seconds of CPU per worker).
-PRELOAD = ["coursekit.instructor.grade", "nbgrader.converters", "nbgrader.api", "nbclient"]
+PRELOAD = [
+    "coursekit.instructor.grade",
+    "nbgrader.converters",
+    "nbgrader.api",
+    "nbclient",
+    "matplotlib.font_manager",  # the sandbox copies its font list into each kernel's home
+]
 
 
 def _worker_context():
@@ -63,6 +69,15 @@ def _worker_context():
         context.set_forkserver_preload(PRELOAD)
         return context
     return multiprocessing.get_context("spawn")
+
+
+def start_fork_server() -> None:
+    """Start the workers' fork server now: it imports :data:`PRELOAD` (several seconds,
+    mostly nbgrader) on another core while the caller gets on with its own work."""
+    if _worker_context().get_start_method() == "forkserver":
+        from multiprocessing import forkserver
+
+        forkserver.ensure_running()
 
 
 class LocalExecutor:
