@@ -22,6 +22,7 @@ from coursekit.instructor.sandbox import (
     SandboxedKernelManager,
     bwrap_usable,
     sandboxed_command,
+    seed_matplotlib_cache,
 )
 
 pytestmark = pytest.mark.skipif(not bwrap_usable(), reason="bubblewrap is unusable here")
@@ -216,3 +217,16 @@ def test_output_is_capped_per_notebook_before_it_is_stored(tmp_path):
     assert 0 < kept < 300_000  # 10 MB were printed
     assert "output truncated" in stdout(nb.cells[0])
     assert "after" not in stdout(nb.cells[1])  # the budget is for the whole notebook
+
+
+def test_each_kernel_home_gets_the_graders_matplotlib_font_list(tmp_path):
+    import matplotlib
+    from matplotlib import font_manager
+
+    name = f"fontlist-v{font_manager.FontManager.__version__}.json"
+    seed_matplotlib_cache(str(tmp_path / "mpl"), os.getuid())
+    copied = tmp_path / "mpl" / name
+    assert copied.read_bytes() == (Path(matplotlib.get_cachedir()) / name).read_bytes()
+    # and a sandboxed kernel looks for it there
+    nb = run_cells(tmp_path, ["import matplotlib, os\nprint(matplotlib.get_cachedir())"])
+    assert stdout(nb.cells[0]).strip().endswith(".matplotlib")
