@@ -66,4 +66,6 @@ def copy_into(dst: Mapping[str, np.ndarray], src: Mapping[str, np.ndarray]) -> N
 
 def vector_norm(x: np.ndarray, p: float) -> float:
     """The p-norm of ``x`` viewed as one vector (``torch.linalg.vector_norm``)."""
+    if np.size(x) == 1:
+        return float(np.abs(np.ravel(x)[0]))  # exact, where |x|**p could underflow (as torch)
     return float(np.linalg.norm(np.ravel(x), ord=p)) if np.size(x) else 0.0

@@ -152,6 +152,10 @@ def _check_strength(strength) -> float:
 
 def _norm_over_axes(W: np.ndarray, p: float, axes: tuple[int, ...]) -> np.ndarray:
     a = np.abs(W)
+    if all(W.shape[ax] == 1 for ax in axes):
+        # One value per unit: its norm is exactly |w| (as in PyTorch), where |w|**p would
+        # underflow to 0 for tiny weights.
+        return a
     if np.isinf(p):
         return np.max(a, axis=axes, keepdims=True, initial=0.0)
     if p == 2.0:

@@ -6,7 +6,7 @@ import math
 import numpy as np
 import pytest
 import torch
-from hypothesis import given
+from hypothesis import example, given
 from hypothesis import strategies as st
 from strategies import (
     FLOATS,
@@ -112,6 +112,7 @@ MAX_NORMS = st.floats(min_value=0.0, max_value=6.0, allow_nan=False, width=64)
 
 @pytest.mark.parametrize("p", [1.0, 2.0, 3.0, math.inf])
 @given(W=float64_arrays(matrix_shapes()), r=MAX_NORMS)
+@example(W=np.array([[3.84693766e-268]]), r=0.0)  # |w|**3 underflows; the norm is |w|
 def test_max_norm_equals_torch_renorm(p, W, r):
     expected = torch.renorm(torch.tensor(W), p=p, dim=1, maxnorm=r).numpy()
     out = max_norm_(W, r, axis=0, norm_type=p)
