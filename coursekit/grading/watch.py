@@ -10,8 +10,8 @@ that sees every Python call and every call into C:
   implementation) is recognised by its code (file and function name), however the student
   got hold of it: imported under another name, looked up with ``getattr``, reloaded;
 * a way out of the hook's sight is noted as tampering: replacing or removing the hook
-  (``sys.setprofile``, ``sys.settrace``), starting a thread, forking or spawning a process,
-  calling through ``ctypes``.
+  (``sys.setprofile``, ``sys.settrace``, or a hook found missing afterwards), starting a
+  thread, forking or spawning a process.
 
 The hook lives in the student's kernel, so a student who studies this module could still
 find a way around it; together with the static check and the trusted comparison it makes
@@ -93,8 +93,6 @@ class ReferenceWatch:
                 self._note(f"calls coursekit's own implementation ({dotted})")
         elif event == "c_call":
             escape = _ESCAPES.get(arg)
-            if escape is None and type(arg).__module__ == "_ctypes":
-                escape = "calls C code through ctypes"
             if escape is not None:
                 self._note(escape)
 

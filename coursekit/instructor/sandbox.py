@@ -375,7 +375,7 @@ class SandboxedExecute(Execute):
         kwargs.setdefault("shutdown_kernel", "immediate")
         super().__init__(*args, **kwargs)
         self._deadline = float("inf")
-        self._output_left = 0
+        self._output_left = self.max_output_bytes
         self._truncated: set[int] = set()
 
     def _get_timeout(self, cell):
