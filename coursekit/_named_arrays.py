@@ -64,8 +64,23 @@ def copy_into(dst: Mapping[str, np.ndarray], src: Mapping[str, np.ndarray]) -> N
         dst[k][...] = v
 
 
+def norm_over_axes(x: np.ndarray, p: float, axes: tuple[int, ...]) -> np.ndarray:
+    """The p-norm of ``x`` over ``axes`` (kept as size-1 axes), as ``torch.linalg.vector_norm``.
+
+    Where a norm runs over a single value it is exactly ``|x|``, as in PyTorch;
+    ``(|x|**p)**(1/p)`` would underflow to 0 for tiny values.
+    """
+    a = np.abs(x)
+    if all(x.shape[ax] == 1 for ax in axes):
+        return a
+    if np.isinf(p):
+        return np.max(a, axis=axes, keepdims=True, initial=0.0)
+    if p == 2.0:
+        return np.sqrt(np.sum(a * a, axis=axes, keepdims=True))
+    return np.sum(a**p, axis=axes, keepdims=True) ** (1.0 / p)
+
+
 def vector_norm(x: np.ndarray, p: float) -> float:
     """The p-norm of ``x`` viewed as one vector (``torch.linalg.vector_norm``)."""
-    if np.size(x) == 1:
-        return float(np.abs(np.ravel(x)[0]))  # exact, where |x|**p could underflow (as torch)
-    return float(np.linalg.norm(np.ravel(x), ord=p)) if np.size(x) else 0.0
+    flat = np.ravel(x)
+    return float(norm_over_axes(flat, p, (0,))[0]) if flat.size else 0.0

@@ -27,7 +27,7 @@ from collections.abc import Callable, Iterable, Mapping
 
 import numpy as np
 
-from coursekit._named_arrays import SINGLE, as_named_arrays
+from coursekit._named_arrays import SINGLE, as_named_arrays, norm_over_axes
 from coursekit._validation import check_float_array, check_nonnegative, check_norm_type
 
 __all__ = ["l2_penalty", "l1_penalty", "max_norm_"]
@@ -137,7 +137,7 @@ def max_norm_(W: np.ndarray, max_norm: float, axis=0, norm_type: float = 2.0) ->
     max_norm = check_nonnegative(max_norm, "max_norm")
     p = check_norm_type(norm_type)
     axes = _normalize_axes(axis, W.ndim)
-    norms = _norm_over_axes(W, p, axes)
+    norms = norm_over_axes(W, p, axes)
     scale = np.where(norms > max_norm, max_norm / (norms + 1e-7), 1.0)
     W *= scale.astype(W.dtype, copy=False)
     return W
@@ -148,19 +148,6 @@ def max_norm_(W: np.ndarray, max_norm: float, axis=0, norm_type: float = 2.0) ->
 
 def _check_strength(strength) -> float:
     return check_nonnegative(strength, "strength")
-
-
-def _norm_over_axes(W: np.ndarray, p: float, axes: tuple[int, ...]) -> np.ndarray:
-    a = np.abs(W)
-    if all(W.shape[ax] == 1 for ax in axes):
-        # One value per unit: its norm is exactly |w| (as in PyTorch), where |w|**p would
-        # underflow to 0 for tiny weights.
-        return a
-    if np.isinf(p):
-        return np.max(a, axis=axes, keepdims=True, initial=0.0)
-    if p == 2.0:
-        return np.sqrt(np.sum(a * a, axis=axes, keepdims=True))
-    return np.sum(a**p, axis=axes, keepdims=True) ** (1.0 / p)
 
 
 def _normalize_axes(axis, ndim: int) -> tuple[int, ...]:

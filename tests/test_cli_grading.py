@@ -7,6 +7,7 @@ once per test session by the command line; the tests compare it with plain
 report. Separate small classes check resuming after a kill and the Dask executor.
 """
 
+import contextlib
 import copy
 import html
 import json
@@ -319,10 +320,8 @@ def check_killed_run_resumes_to_the_same_gradebook(small_class, sig, capsys):
         proc.send_signal(sig)
         code = proc.wait(timeout=120)
     finally:
-        try:
-            os.killpg(proc.pid, signal.SIGKILL)  # the run's own workers, if any are left
-        except ProcessLookupError:
-            pass
+        with contextlib.suppress(ProcessLookupError):  # the run's own workers, if any are left
+            os.killpg(proc.pid, signal.SIGKILL)
     assert code == (-signal.SIGKILL if sig == signal.SIGKILL else 130)
     done = len(list(journal.glob("*.imported")))
     total = len(list((root / "submitted").iterdir()))

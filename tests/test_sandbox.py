@@ -6,7 +6,6 @@ import os
 import shutil
 import socket
 import tempfile
-import time
 from pathlib import Path
 
 import nbformat
@@ -26,6 +25,13 @@ from coursekit.instructor.sandbox import (
 )
 
 pytestmark = pytest.mark.skipif(not bwrap_usable(), reason="bubblewrap is unusable here")
+
+
+# Forks until the process limit stops it; prints how many children it made.
+FORK_FLOOD = (
+    "import os, time\nn = 0\ntry:\n    for _ in range(200):\n        if os.fork() == 0:\n"
+    "            time.sleep(3); os._exit(0)\n        n += 1\nexcept OSError:\n    pass\nprint(n)"
+)
 
 
 def code_notebook(sources):
@@ -92,8 +98,7 @@ def test_files_network_memory_and_processes_are_contained(tmp_path, course):
         "import os\nprint(probe(lambda: open(os.environ['HOME'] + '/ok.txt', 'w').write('x')))",
         f"import socket\nprint(probe(lambda: socket.create_connection(('127.0.0.1', {port}), 2)))",
         "print(probe(lambda: bytearray(2 * 1024**3)))",
-        "import os, time\nn = 0\ntry:\n    for _ in range(200):\n        if os.fork() == 0:\n"
-        "            time.sleep(3); os._exit(0)\n        n += 1\nexcept OSError:\n    pass\nprint(n)",
+        FORK_FLOOD,
         "print(probe(lambda: open(os.environ['HOME'] + '/big.bin', 'wb').write(b'x' * 4_000_000)))",
         "import os\nprint(os.getuid(), sorted(os.listdir('/work')) if os.path.isdir('/work') else '')",
     ]
@@ -170,8 +175,7 @@ def test_the_fallback_still_stops_memory_bombs_and_fork_floods(monkeypatch, capl
     cells = [
         "try:\n    bytearray(2 * 1024**3)\n    print('allocated')\nexcept MemoryError:\n"
         "    print('MemoryError')",
-        "import os, time\nn = 0\ntry:\n    for _ in range(200):\n        if os.fork() == 0:\n"
-        "            time.sleep(3); os._exit(0)\n        n += 1\nexcept OSError:\n    pass\nprint(n)",
+        FORK_FLOOD,
         "import os\nprint(os.getuid())",
     ]
     nb = run_cells(tmp_path, cells, memory=1024**3 + 512 * 1024**2, processes=16)
@@ -194,25 +198,24 @@ def run_graded(tmp_path, sources, **traits):
         setattr(config.SandboxedExecute, name, value)
     nb = code_notebook(sources)
     resources = {"metadata": {"path": str(submission)}}
-    start = time.monotonic()
     SandboxedExecute(config=config).preprocess(nb, resources)
-    return nb, time.monotonic() - start
+    return nb
 
 
 def test_the_notebook_wall_time_limit_stops_the_cells_left(tmp_path):
+    # no per-cell timeout: only the notebook's limit can stop the 30 s cell
     cells = ["import time\nprint('first')", "time.sleep(30)", "print('third')"]
-    nb, seconds = run_graded(tmp_path, cells, timeout=20, notebook_timeout=4)
+    nb = run_graded(tmp_path, cells, timeout=None, notebook_timeout=4)
     assert stdout(nb.cells[0]).strip() == "first"
     assert "CellTimeoutError" in [o.ename for o in nb.cells[1].outputs if o.output_type == "error"]
     assert len(nb.cells[2].outputs) == 1, nb.cells[2].outputs
     error = nb.cells[2].outputs[0]
     assert error.ename == "NotebookTimeout" and "4 s" in error.evalue
-    assert seconds < 18  # not the 20 s per-cell timeout, plus the kernel's start
 
 
 def test_output_is_capped_per_notebook_before_it_is_stored(tmp_path):
     flood = "for _ in range(200):\n    print('x' * 50_000)"
-    nb, _ = run_graded(tmp_path, [flood, "print('after')"], max_output_bytes=200_000)
+    nb = run_graded(tmp_path, [flood, "print('after')"], max_output_bytes=200_000)
     kept = sum(len(o.get("text", "")) for c in nb.cells for o in c.outputs)
     assert 0 < kept < 300_000  # 10 MB were printed
     assert "output truncated" in stdout(nb.cells[0])

@@ -99,8 +99,8 @@ try:
         if os.fork() == 0:
             time.sleep(20)
             os._exit(0)
-except OSError:
-    pass
+except OSError as exc:
+    print("stopped:", exc)
 """,
     "output-flood": "for _ in range(200):\n    print('x' * 50_000)\n",
     "read-instructor-files": """
