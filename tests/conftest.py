@@ -13,4 +13,13 @@ settings.register_profile(
     suppress_health_check=[HealthCheck.too_slow],
 )
 settings.register_profile("dev", max_examples=25, deadline=None)
-settings.load_profile("ci" if os.environ.get("CI") else "dev")
+# Maintainers hunting edge cases before CI does: HYPOTHESIS_PROFILE=thorough.
+settings.register_profile(
+    "thorough",
+    max_examples=1500,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow],
+)
+settings.load_profile(
+    os.environ.get("HYPOTHESIS_PROFILE") or ("ci" if os.environ.get("CI") else "dev")
+)
