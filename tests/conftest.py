@@ -6,10 +6,13 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 from hypothesis import HealthCheck, settings  # noqa: E402
 
+# CI draws the same examples on every run (a red CI is about the change, not the dice);
+# the search for new edge cases is the "thorough" profile's job, run by maintainers.
 settings.register_profile(
     "ci",
     max_examples=40,
     deadline=None,
+    derandomize=True,
     suppress_health_check=[HealthCheck.too_slow],
 )
 settings.register_profile("dev", max_examples=25, deadline=None)

@@ -125,6 +125,7 @@ def test_nothing_written_outside_scratch_and_no_network(graded):
         "calls-reference",
         "calls-reference-obfuscated",
         "calls-reference-in-thread",
+        "calls-reference-via-registry",
         "patched-check",
         "swallowed-tracebacks",
     ],

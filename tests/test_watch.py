@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import importlib
 import sys
 import threading
@@ -10,6 +11,7 @@ import numpy as np
 import pytest
 
 import coursekit.ops
+from coursekit.early_stopping import EarlyStopping
 from coursekit.grading.trusted import record, trusted_verdict
 from coursekit.grading.watch import ReferenceWatch
 
@@ -94,3 +96,53 @@ def test_a_recorded_reference_call_fails_the_hidden_test_with_the_reason(tmp_pat
     passed, message = trusted_verdict(source, tmp_path)
     assert not passed
     assert "integrity: the submission calls coursekit's own implementation" in message
+
+
+def test_the_graders_own_reference_counts_however_it_is_fetched(tmp_path):
+    # a1.standardize_columns's reference lives in the task module, not in the library
+    def via_registry(*args, **kwargs):
+        core = importlib.import_module("coursekit.grading." + "core")
+        task = getattr(core, "get_" + "task")("a1." + "standardize_columns")
+        return task.reference(*args, **kwargs)
+
+    source = 'check("a1.standardize_columns", standardize_columns, seed=3)'
+    record("a1.standardize_columns", via_registry, 3, tmp_path)
+    passed, message = trusted_verdict(source, tmp_path)
+    assert not passed
+    expected = "calls coursekit's own implementation "
+    expected += "(coursekit.grading.tasks.a1.standardize_columns_reference)"
+    assert expected in message
+
+
+class Stopper(EarlyStopping):
+    """Subclasses the library's class: every method it runs is the reference's."""
+
+
+# Made before any hidden case runs, so its ``__init__`` ran outside the watch.
+_PROTOTYPES = {mode: EarlyStopping(mode=mode) for mode in ("max", "min")}
+
+
+class LateDelegating:
+    """Never calls the library's ``__init__``: copies a ready-made object and forwards
+    ``step`` to it, which only ``task.run`` calls, after the constructor returned."""
+
+    def __init__(self, patience=5, min_delta=0.0, mode="max"):
+        self._inner = copy.copy(_PROTOTYPES[mode])
+        self._inner.patience, self._inner.min_delta = patience, min_delta
+
+    def step(self, *args, **kwargs):
+        return self._inner.step(*args, **kwargs)
+
+    def __getattr__(self, name):
+        return getattr(self._inner, name)
+
+
+@pytest.mark.parametrize("cls", [Stopper, LateDelegating])
+def test_a_reference_class_counts_with_all_its_methods(cls, tmp_path):
+    source = 'check("a5.early_stopping", EarlyStopping, seed=5510)'
+    record("a5.early_stopping", cls, 5510, tmp_path)
+    passed, message = trusted_verdict(source, tmp_path)
+    assert not passed
+    assert "calls coursekit's own implementation (coursekit.early_stopping.EarlyStopping)" in (
+        message
+    )

@@ -15,12 +15,14 @@ every test cell from the gradebook before running it), loads each record with
 calls left a record that passes; a patched ``check``, a killed kernel or a swallowed error
 leaves no record (or a wrong one) and so no points. While recording, the student's function
 runs under :class:`~coursekit.grading.watch.ReferenceWatch`: a call into the task's
-reference implementation, however obtained, turns every case into an integrity failure.
+reference implementation (:func:`reference_functions`), however obtained, turns every case
+into an integrity failure.
 """
 
 from __future__ import annotations
 
 import ast
+import dataclasses
 import os
 from collections.abc import Callable
 from pathlib import Path
@@ -28,6 +30,7 @@ from pathlib import Path
 from coursekit.grading.core import (
     RECORD_ENV,
     Outcome,
+    Task,
     collect_outputs,
     get_task,
     judge,
@@ -57,9 +60,11 @@ def record(task_name: str, fn: Callable, seed: int, record_dir: str | os.PathLik
     if not functions or not all(callable(f) for f in functions):
         outcomes = [Outcome("all cases", error="expected a function")]
     else:
-        watch = ReferenceWatch(task.library_functions)
-        watched = tuple(map(watch.wrap, functions)) if isinstance(fn, tuple) else watch.wrap(fn)
-        outcomes = collect_outputs(task, watched, seed)
+        watch = ReferenceWatch(reference_functions(task))
+        # The whole case runs under the hook, not only the calls to ``fn``: a class's
+        # methods are called by ``task.run`` on the instance ``fn`` returned.
+        watched = dataclasses.replace(task, run=lambda f, case: watch.call(task.run, f, case))
+        outcomes = collect_outputs(watched, fn, seed)
         if watch.problems:
             reason = "integrity: the submission " + "; ".join(watch.problems)
             outcomes = [Outcome(o.label, error=reason) for o in outcomes]
@@ -67,6 +72,13 @@ def record(task_name: str, fn: Callable, seed: int, record_dir: str | os.PathLik
     tmp = path.with_suffix(".tmp")
     tmp.write_text(outcomes_to_json(outcomes))
     os.replace(tmp, path)
+
+
+def reference_functions(task: Task) -> tuple:
+    """What a submission for ``task`` must not call: the grader's reference and the
+    coursekit functions that implement the answer (``library_functions``)."""
+    reference = task.reference if isinstance(task.reference, tuple) else (task.reference,)
+    return (*reference, *task.library_functions)
 
 
 def hidden_checks(source: str) -> list[tuple[str, int]]:
@@ -141,6 +153,11 @@ MACHINERY = (
 )
 
 
+def _attributes(tree: ast.AST) -> set[str]:
+    """The attribute names a parsed cell looks up (``np.exp`` gives ``exp``)."""
+    return {node.attr for node in ast.walk(tree) if isinstance(node, ast.Attribute)}
+
+
 def _mentions(tree: ast.AST) -> set[str]:
     """Dotted names, imported modules and string constants of a parsed cell."""
     found: set[str] = set()
@@ -179,6 +196,7 @@ def integrity_problems(student_sources: list[str], task_names: list[str]) -> dic
     comparison above is what makes tampering useless; this check makes it visible.
     """
     mentions: set[str] = set()
+    attributes: set[str] = set()
     tampering = []
     for source in student_sources:
         try:
@@ -186,6 +204,7 @@ def integrity_problems(student_sources: list[str], task_names: list[str]) -> dic
         except SyntaxError:
             continue
         mentions |= _mentions(tree)
+        attributes |= _attributes(tree)
         if _rebinds_check(tree):
             tampering.append("rebinds check")
     tampering += [f"uses {name}" for name in MACHINERY if name in mentions]
@@ -195,7 +214,9 @@ def integrity_problems(student_sources: list[str], task_names: list[str]) -> dic
         used = []
         for dotted in task.library_functions:
             module, _, name = dotted.rpartition(".")
-            if dotted in mentions or (module in mentions and name in mentions):
+            # ``from module import name``, or ``import module`` and then ``module.name``
+            # (a student's own function of the same name is no use of the library's).
+            if dotted in mentions or (module in mentions and name in attributes):
                 used.append(dotted)
         if used:
             problems[task_name] = (

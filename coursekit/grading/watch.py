@@ -6,9 +6,11 @@ submission mentions; ``getattr(importlib.import_module("coursekit." + "ops"), "s
 hidden cases, :class:`ReferenceWatch` runs it under a profiler hook (``sys.setprofile``)
 that sees every Python call and every call into C:
 
-* a call into one of the task's ``library_functions`` (coursekit's reference
-  implementation) is recognised by its code (file and function name), however the student
-  got hold of it: imported under another name, looked up with ``getattr``, reloaded;
+* a call into the task's reference (its ``reference`` and its ``library_functions``:
+  coursekit's own implementation, a class standing for all its methods) is recognised by
+  its code (file, first line and name), however the student got hold of it: imported under
+  another name, looked up with ``getattr``, fetched from the grading registry, subclassed,
+  reloaded;
 * a way out of the hook's sight is noted as tampering: replacing or removing the hook
   (``sys.setprofile``, ``sys.settrace``, or a hook found missing afterwards), starting a
   thread, forking or spawning a process.
@@ -20,6 +22,7 @@ calling the reference visible, not impossible (see ``coursekit grade``'s documen
 
 from __future__ import annotations
 
+import functools
 import importlib
 import os
 import sys
@@ -39,14 +42,34 @@ for _name in ("fork", "forkpty", "posix_spawn", "posix_spawnp", "system", "execv
         _ESCAPES[getattr(os, _name)] = f"starts a process (os.{_name})"
 
 
-def _code_key(fn: Callable) -> tuple[str, str] | None:
+@functools.lru_cache(maxsize=4096)
+def _realpath(filename: str) -> str:
+    return os.path.realpath(filename)
+
+
+def _key(code) -> tuple[str, int, str]:
+    # File, first line and name rather than the code object itself: a reloaded module or
+    # its source compiled again gives new code objects at the same place.
+    return _realpath(code.co_filename), code.co_firstlineno, code.co_name
+
+
+def _codes(fn: object) -> list:
+    """The code objects behind ``fn``: a function's, or every method's of a class."""
+    if isinstance(fn, type):
+        members = []
+        for member in vars(fn).values():
+            if isinstance(member, (staticmethod, classmethod)):
+                member = member.__func__
+            elif isinstance(member, property):
+                members += [f for f in (member.fget, member.fset, member.fdel) if f is not None]
+                continue
+            members.append(member)
+        return [code for member in members if (code := getattr(member, "__code__", None))]
     code = getattr(fn, "__code__", None)
-    if code is None:
-        return None
-    return os.path.realpath(code.co_filename), code.co_name
+    return [code] if code is not None else []
 
 
-def _resolve(dotted: str) -> Callable | None:
+def _resolve(dotted: str) -> object | None:
     module, _, name = dotted.rpartition(".")
     try:
         return getattr(importlib.import_module(module), name)
@@ -54,13 +77,19 @@ def _resolve(dotted: str) -> Callable | None:
         return None
 
 
+def _describe(fn: object) -> str:
+    return f"{getattr(fn, '__module__', '?')}.{getattr(fn, '__qualname__', repr(fn))}"
+
+
 class ReferenceWatch:
     """Profile calls made while the student's function runs.
 
     Parameters
     ----------
-    library_functions : iterable of str
-        Dotted names of the reference implementations the function must not call.
+    references : iterable of str or callable
+        The reference implementations the function must not call: dotted names (for
+        example ``"coursekit.ops.softmax"``) or the functions and classes themselves (a
+        class stands for all of its methods).
 
     Attributes
     ----------
@@ -68,12 +97,13 @@ class ReferenceWatch:
         What was seen, in words, in the order first seen (empty for an honest function).
     """
 
-    def __init__(self, library_functions: Iterable[str]):
-        self.names = {}
-        for dotted in library_functions:
-            key = _code_key(_resolve(dotted))
-            if key is not None:
-                self.names[key] = dotted
+    def __init__(self, references: Iterable[str | Callable]):
+        self.names: dict[tuple[str, int, str], str] = {}
+        for ref in references:
+            fn = _resolve(ref) if isinstance(ref, str) else ref
+            label = ref if isinstance(ref, str) else _describe(ref)
+            for code in _codes(fn):
+                self.names.setdefault(_key(code), label)
         self.problems: list[str] = []
         self._events = 0
         self._leaving = False
@@ -87,8 +117,7 @@ class ReferenceWatch:
             return
         self._events += 1
         if event == "call":
-            code = frame.f_code
-            dotted = self.names.get((os.path.realpath(code.co_filename), code.co_name))
+            dotted = self.names.get(_key(frame.f_code))
             if dotted is not None:
                 self._note(f"calls coursekit's own implementation ({dotted})")
         elif event == "c_call":

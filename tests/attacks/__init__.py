@@ -137,6 +137,10 @@ for _path in ("{course}/written-by-student.txt", "{course}/gradebook.db"):
     "def softmax(logits):\n    box = []\n"
     "    t = threading.Thread(target=lambda: box.append(_ref(logits, axis=1)))\n"
     "    t.start(); t.join()\n    return box[0]\n",
+    "calls-reference-via-registry": "import importlib\n"
+    "_core = importlib.import_module('coursekit.grading.' + 'co' + 're')\n"
+    "_ref = getattr(_core, 'get_' + 'task')('a1.' + 'softmax').reference\n\n"
+    "def softmax(logits):\n    return _ref(logits)\n",
     "detect-grading": _CLOSE + "import os\nos.environ.pop('COURSEKIT_RECORD_DIR', None)\n"
     "os.environ.pop('COURSEKIT_SANDBOX', None)\n",
 }

@@ -356,6 +356,7 @@ register(
         atol=1e-12,
         description="SGD with momentum (PyTorch form)",
         mistakes=_MOMENTUM_MISTAKES,
+        library_functions=("coursekit.optim.functional.sgd", "coursekit.optim.SGD"),
     )
 )
 register(
@@ -375,6 +376,7 @@ register(
             ),
             *_MOMENTUM_MISTAKES,
         ),
+        library_functions=("coursekit.optim.functional.sgd", "coursekit.optim.SGD"),
     )
 )
 register(
@@ -400,6 +402,7 @@ register(
                 "eps was added inside the square root: use sqrt(sum) + eps.", _adagrad_eps_inside
             ),
         ),
+        library_functions=("coursekit.optim.functional.adagrad", "coursekit.optim.Adagrad"),
     )
 )
 register(
@@ -427,6 +430,7 @@ register(
                 _rmsprop_no_leak,
             ),
         ),
+        library_functions=("coursekit.optim.functional.rmsprop", "coursekit.optim.RMSprop"),
     )
 )
 register(
@@ -446,6 +450,7 @@ register(
                 _adam_variant(decoupled=True),
             ),
         ),
+        library_functions=("coursekit.optim.functional.adam", "coursekit.optim.Adam"),
     )
 )
 register(
@@ -474,6 +479,7 @@ register(
             ),
             *_ADAM_COMMON_MISTAKES,
         ),
+        library_functions=("coursekit.optim.functional.adamw", "coursekit.optim.AdamW"),
     )
 )
 
@@ -558,6 +564,7 @@ register(
                 _step_lr_early,
             ),
         ),
+        library_functions=("coursekit.schedules.step_lr", "coursekit.schedules.StepLR"),
     )
 )
 register(
@@ -588,6 +595,10 @@ register(
                 "the curve ignores eta_min: it runs from base_lr down to eta_min.",
                 _cosine_ignores_eta_min,
             ),
+        ),
+        library_functions=(
+            "coursekit.schedules.cosine_annealing_lr",
+            "coursekit.schedules.CosineAnnealingLR",
         ),
     )
 )
@@ -622,5 +633,6 @@ register(
                 _warmup_ramp_early,
             ),
         ),
+        library_functions=("coursekit.schedules.warmup", "coursekit.schedules.WarmupLR"),
     )
 )

@@ -150,6 +150,10 @@ register(
                 _dropout_drop_at_test,
             ),
         ),
+        library_functions=(
+            "coursekit.dropout.dropout_forward",
+            "coursekit.dropout.vanilla_dropout_forward",
+        ),
     )
 )
 
@@ -173,6 +177,10 @@ register(
                 "received no input, so their gradient is 0.",
                 _dropout_backward_pass_through,
             ),
+        ),
+        library_functions=(
+            "coursekit.dropout.dropout_backward",
+            "coursekit.dropout.vanilla_dropout_backward",
         ),
     )
 )
@@ -333,6 +341,7 @@ register(
                 _bn_feature_axis,
             ),
         ),
+        library_functions=("coursekit.normalization.batchnorm_forward",),
     )
 )
 
@@ -458,6 +467,10 @@ for _name, _reference, _what in [
             atol=1e-9,
             description=f"BatchNorm backward ({_what})",
             mistakes=_BN_BACKWARD_MISTAKES,
+            library_functions=(
+                "coursekit.normalization.batchnorm_backward",
+                "coursekit.normalization.batchnorm_backward_graph",
+            ),
         )
     )
 
@@ -546,6 +559,7 @@ register(
                 _ln_without_affine,
             ),
         ),
+        library_functions=("coursekit.normalization.layernorm_forward",),
     )
 )
 
@@ -568,6 +582,10 @@ register(
                 "dx treats each row's mean and variance as constants: they depend on x too.",
                 _ln_backward_stats_constant,
             ),
+        ),
+        library_functions=(
+            "coursekit.normalization.layernorm_forward",
+            "coursekit.normalization.layernorm_backward",
         ),
     )
 )

@@ -125,6 +125,7 @@ register(
                 _uniform_with_std_as_bound(lambda fi, fo, std=0.01: std),
             ),
         ),
+        library_functions=("coursekit.init.normal",),
     )
 )
 register(
@@ -151,6 +152,7 @@ register(
                 _uniform_with_std_as_bound(lambda fi, fo: math.sqrt(2.0 / (fi + fo))),
             ),
         ),
+        library_functions=("coursekit.init.xavier_normal", "coursekit.init.xavier_uniform"),
     )
 )
 register(
@@ -178,6 +180,7 @@ register(
                 _uniform_with_std_as_bound(lambda fi, fo: math.sqrt(2.0 / fi)),
             ),
         ),
+        library_functions=("coursekit.init.kaiming_normal", "coursekit.init.kaiming_uniform"),
     )
 )
 
@@ -274,6 +277,10 @@ register(
                 _stats_per_unit_std,
             ),
         ),
+        library_functions=(
+            "coursekit.activation_stats.activation_statistics",
+            "coursekit.activation_stats.ActivationStatistics",
+        ),
     )
 )
 
@@ -343,6 +350,7 @@ register(
                 _l2_gradient_doubled,
             ),
         ),
+        library_functions=("coursekit.regularization.l2_penalty",),
     )
 )
 register(
@@ -366,6 +374,7 @@ register(
                 _l1_gradient_is_w,
             ),
         ),
+        library_functions=("coursekit.regularization.l1_penalty",),
     )
 )
 
@@ -441,6 +450,7 @@ register(
                 _max_norm_whole_matrix,
             ),
         ),
+        library_functions=("coursekit.regularization.max_norm_",),
     )
 )
 
@@ -527,6 +537,7 @@ register(
                 _clip_value_by_norm,
             ),
         ),
+        library_functions=("coursekit.clipping.clip_grad_value_",),
     )
 )
 register(
@@ -560,6 +571,7 @@ register(
                 _clip_norm_returns_clipped,
             ),
         ),
+        library_functions=("coursekit.clipping.clip_grad_norm_",),
     )
 )
 
@@ -673,6 +685,7 @@ register(
                 lambda patience=5, min_delta=0.0: _StopperWith(patience, 0.0),
             ),
         ),
+        library_functions=("coursekit.early_stopping.EarlyStopping",),
     )
 )
 
