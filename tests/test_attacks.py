@@ -14,6 +14,7 @@ from pathlib import Path
 import nbformat
 import pytest
 from attacks import (
+    ACCIDENTS,
     ASSIGNMENT,
     CODE_ATTACKS,
     NOTEBOOK,
@@ -134,6 +135,26 @@ def test_integrity_violations_are_flagged_with_the_reason(graded, attack):
     _, _, results, _ = graded
     messages = [t["message"] or "" for t in results[f"attack-{attack}"].tests]
     assert any("integrity" in m for m in messages), messages
+
+
+def test_changed_cell_metadata_costs_only_that_cell_and_is_reported(graded):
+    _, _, results, _ = graded
+    renamed = results["attack-renamed-test-cell"]
+    assert "cell test_softmax_mine is not in the release" in renamed.reason
+    made_answer = results["attack-test-cell-made-answer"]
+    assert "cell test_softmax: grade, solution, locked changed" in made_answer.reason
+    for result in (renamed, made_answer, results["attack-duplicated-test-cell"]):
+        assert result.status == "graded", result.reason
+        logsumexp = next(t for t in result.tests if t["cell"] == "test_logsumexp")
+        assert logsumexp["passed"], (result.student, result.tests)
+
+
+@pytest.mark.parametrize("accident", ACCIDENTS)
+def test_accidental_metadata_edits_of_a_correct_notebook_cost_nothing(graded, accident):
+    _, _, results, _ = graded
+    result = results[f"accident-{accident}"]
+    assert result.score == FULL_MARKS, (accident, result.reason, result.tests)
+    assert "restored from the release" in result.reason or "appears again" in result.reason
 
 
 def test_trusted_verdict_judges_records_and_needs_one_per_check(tmp_path):

@@ -54,7 +54,7 @@ BROKEN = {
     "broken-stripped-metadata": ("graded", "test cells missing"),
     "broken-deleted-test-cell": ("graded", "test cells missing"),
     "broken-old-metadata": ("ungradable", "old or altered nbgrader metadata"),
-    "broken-duplicated-test-cell": ("ungradable", "appears more than once"),
+    "broken-duplicated-test-cell": ("graded", "test_add appears again: graded as an ordinary cell"),
     "broken-kernel-dies": ("ungradable", "kernel died"),
     "broken-timeout": ("graded", "time limit"),
 }
@@ -163,6 +163,8 @@ def check_every_student_has_a_recorded_score_and_reason(graded):
         assert gradebook[student] == 0.0
     # A deleted test cell costs that cell only; the rest of the notebook is graded.
     assert results["broken-deleted-test-cell"].score == 3.0
+    # A test cell pasted twice (JupyterLab copies metadata) costs nothing.
+    assert results["broken-duplicated-test-cell"].score == 5.0
     for student in CANARIES:
         autograded = [t for t in results[student].tests if t["autograded"]]
         assert autograded and all(t["passed"] for t in autograded), student
@@ -269,9 +271,11 @@ def check_report_item_analysis(graded, capsys):
     items = {i["cell"]: i for i in data["items"]}
     graded_count = len(klass) - len(ungradable)
     assert items["test_add"]["submissions"] == graded_count
-    # test_add passes for the canaries and the scale mistake only
-    assert items["test_add"]["passed"] == len(CANARIES) + 1
-    assert items["test_scale"]["passed"] == len(CANARIES) + 1 + 2  # + subtracts, deleted add test
+    # test_add passes for the canaries, the duplicated-cell copy of correct-1 and the scale
+    # mistake only
+    assert items["test_add"]["passed"] == len(CANARIES) + 1 + 1
+    # test_scale also for the add mistake and the notebook whose add test was deleted
+    assert items["test_scale"]["passed"] == len(CANARIES) + 1 + 1 + 2
     messages = dict(items["test_add"]["failures"])
     assert messages["NotImplementedError:"] == 2  # the two blank notebooks
     assert "broken-kernel-dies: the kernel died" in out

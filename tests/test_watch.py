@@ -12,7 +12,8 @@ import pytest
 
 import coursekit.ops
 from coursekit.early_stopping import EarlyStopping
-from coursekit.grading.trusted import record, trusted_verdict
+from coursekit.grading.core import get_task, task_names
+from coursekit.grading.trusted import record, reference_functions, trusted_verdict
 from coursekit.grading.watch import ReferenceWatch
 
 LOGITS = np.array([[1.0, 2.0, 3.0], [0.0, 0.0, 5.0]])
@@ -146,3 +147,12 @@ def test_a_reference_class_counts_with_all_its_methods(cls, tmp_path):
     assert "calls coursekit's own implementation (coursekit.early_stopping.EarlyStopping)" in (
         message
     )
+
+
+@pytest.mark.parametrize("task_name", task_names())
+def test_every_task_watches_real_code(task_name):
+    # a misspelled library function would silently watch nothing
+    task = get_task(task_name)
+    for dotted in task.library_functions:
+        assert ReferenceWatch([dotted]).names, f"{task_name}: {dotted} does not resolve to code"
+    assert ReferenceWatch(reference_functions(task)).names, f"{task_name}: reference has no code"

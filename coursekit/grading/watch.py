@@ -82,7 +82,7 @@ def _describe(fn: object) -> str:
 
 
 class ReferenceWatch:
-    """Profile calls made while the student's function runs.
+    """Profile the calls made while a hidden case runs the student's code.
 
     Parameters
     ----------

@@ -32,6 +32,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from coursekit.instructor.cell_roles import release_roles, restore_submission
 from coursekit.instructor.course import ensure_tools_on_path, load_config
 
 GRADED = "graded"
@@ -162,7 +163,7 @@ def _grade_in(scratch: Path, job: GradingJob) -> GradingResult:
         t0 = time.perf_counter()
         shutil.rmtree(scratch, ignore_errors=True)
         scratch.mkdir()
-        config = _prepare_scratch(job, scratch)
+        config, restored = _prepare_scratch(job, scratch)
         t1 = time.perf_counter()
         success, log = _autograde(job, config)
         timings["prepare"] += t1 - t0
@@ -171,7 +172,7 @@ def _grade_in(scratch: Path, job: GradingJob) -> GradingResult:
         if not transient:
             break
     t2 = time.perf_counter()
-    result = _collect(job, scratch, config, success, log)
+    result = _collect(job, scratch, config, success, log, restored)
     result.timings = {**timings, "collect": time.perf_counter() - t2}
     if transient:
         result.status = ERROR
@@ -194,13 +195,16 @@ def _prepare_scratch(job: GradingJob, scratch: Path):
     source.parent.mkdir(parents=True, exist_ok=True)
     os.symlink(os.path.abspath(job.source_dir), source, target_is_directory=True)
     shutil.copyfile(job.gradebook, scratch / "gradebook.db")
+    # Cells back in their release roles, so that changed metadata costs only those cells.
+    roles = release_roles(config.CourseDirectory.db_url, job.assignment)
+    restored = restore_submission(submitted, roles)
     # Sandboxed student kernels and trusted hidden tests (coursekit.instructor.sandbox).
     from coursekit.instructor.sandbox import configure_sandbox
 
     course_root = Path(job.config_file).resolve().parent
     hide = (course_root, job.scratch_root, job.source_dir)
     configure_sandbox(config, scratch_dir=scratch / "sandbox", hide=hide)
-    return config
+    return config, restored
 
 
 def _job_logger(job: GradingJob) -> logging.Logger:
@@ -232,7 +236,9 @@ def _autograde(job: GradingJob, config) -> tuple[bool, str]:
     return bool(out["success"]), log
 
 
-def _collect(job: GradingJob, scratch: Path, config, success: bool, log: str) -> GradingResult:
+def _collect(
+    job: GradingJob, scratch: Path, config, success: bool, log: str, restored: list[str]
+) -> GradingResult:
     from nbgrader.coursedir import CourseDirectory
 
     coursedir = CourseDirectory(config=config)
@@ -276,7 +282,7 @@ def _collect(job: GradingJob, scratch: Path, config, success: bool, log: str) ->
             }
         )
     if result.status == GRADED:
-        notes = _missing_notebook_notes(result, Path(job.submission_dir))
+        notes = _missing_notebook_notes(result, Path(job.submission_dir)) + restored
         if _timed_out(result.files):
             notes.append("a cell ran past the time limit and was interrupted")
         if problems:
@@ -405,6 +411,10 @@ _REASONS = (
     (
         ("NotJSONError", "JSONDecodeError", "does not appear to be JSON"),
         "the notebook file is not valid JSON",
+    ),
+    (
+        ("the nbgrader metadata may be corrupted", "Inconsistent checksums"),
+        "the notebook's nbgrader metadata is corrupted beyond what coursekit can restore",
     ),
     (("ValidationError", "NotebookValidationError"), "the notebook file is not a valid notebook"),
     (("No notebooks were matched", "No notebooks found"), "no notebook found in the submission"),

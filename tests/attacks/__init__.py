@@ -178,13 +178,41 @@ def _change_points(nb):
     _cell(nb, "test_softmax").metadata.nbgrader["locked"] = False
 
 
+def _strip_test_metadata(nb):
+    # without its nbgrader metadata the test cell is an ordinary cell of the student's
+    cell = _cell(nb, "test_softmax")
+    del cell.metadata["nbgrader"]
+    cell.source = "pass"
+
+
+def _test_becomes_answer(nb):
+    # an answer cell is the student's to write: declare the test cell one, empty it
+    meta = _cell(nb, "test_softmax").metadata.nbgrader
+    meta.update(solution=True, grade=False, locked=False)
+    _cell(nb, "test_softmax").source = "pass"
+
+
+def _rename_test(nb):
+    cell = _cell(nb, "test_softmax")
+    cell.metadata.nbgrader["grade_id"] = "test_softmax_mine"
+    cell.source = "pass"
+
+
 NOTEBOOK_ATTACKS = {
     "blanked-test-cell": _blank_test,
     "retyped-test-cell": _retype_test,
     "deleted-test-cell": _delete_test,
     "duplicated-test-cell": _duplicate_test,
     "changed-points": _change_points,
+    "stripped-test-metadata": _strip_test_metadata,
+    "test-cell-made-answer": _test_becomes_answer,
+    "renamed-test-cell": _rename_test,
 }
+
+
+#: Notebook edits a student can make by accident (copying a cell in JupyterLab copies its
+#: metadata; the property inspector edits it).
+ACCIDENTS = ("duplicated-test-cell", "test-cell-made-answer", "changed-points")
 
 
 def source_notebook():
@@ -214,4 +242,8 @@ def catalogue(source, released, *, course: Path, port: int) -> dict:
         klass[f"attack-{name}"] = build(WRONG + "\n" + attack)
     for name, edit in NOTEBOOK_ATTACKS.items():
         klass[f"attack-{name}"] = build(WRONG, edit)
+    # The same edits made by accident to a correct notebook cost nothing.
+    correct = submissions.reference_answers(source)["softmax"]
+    for name in ACCIDENTS:
+        klass[f"accident-{name}"] = build(correct, NOTEBOOK_ATTACKS[name])
     return klass

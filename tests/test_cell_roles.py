@@ -1,0 +1,83 @@
+"""Submitted cells are put back in their release roles before nbgrader grades them."""
+
+from __future__ import annotations
+
+import copy
+
+import nbformat
+from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
+
+from coursekit.instructor.cell_roles import CellRole, restore_cell_roles, restore_submission
+
+ROLES = {
+    "answer": CellRole(solution=True),
+    "test": CellRole(grade=True, locked=True, points=3.0),
+    "intro": CellRole(locked=True),
+}
+
+
+def _cell(grade_id, source="x = 1", **flags):
+    meta = {"grade_id": grade_id, "grade": False, "solution": False, "locked": False}
+    meta.update(flags)
+    return new_code_cell(source, metadata={"nbgrader": meta})
+
+
+def released():
+    return new_notebook(
+        cells=[
+            _cell("intro", locked=True),
+            _cell("answer", solution=True),
+            _cell("test", "assert x == 1", grade=True, locked=True, points=3.0),
+            new_markdown_cell("no metadata"),
+        ]
+    )
+
+
+def test_an_untouched_notebook_is_left_exactly_as_it_was():
+    nb = released()
+    before = copy.deepcopy(nb)
+    assert restore_cell_roles(nb, ROLES) == []
+    assert nb == before
+
+
+def test_a_test_cell_made_an_answer_gets_its_flags_and_points_back():
+    nb = released()
+    meta = nb.cells[2].metadata.nbgrader
+    meta.update(solution=True, grade=False, locked=False, points=100)
+    changes = restore_cell_roles(nb, ROLES)
+    assert changes == [
+        "cell test: grade, solution, locked, points changed, restored from the release"
+    ]
+    assert nb.cells[2].metadata.nbgrader == released().cells[2].metadata.nbgrader
+
+
+def test_unknown_and_repeated_grade_ids_become_ordinary_cells():
+    nb = released()
+    nb.cells.insert(3, copy.deepcopy(nb.cells[2]))  # a pasted copy of the test cell
+    nb.cells.append(_cell("mine"))
+    nb.cells.append(new_code_cell("y = 2", metadata={"nbgrader": {"solution": True}}))
+    changes = restore_cell_roles(nb, ROLES)
+    assert changes == [
+        "cell test appears again: graded as an ordinary cell",
+        "cell mine is not in the release: graded as an ordinary cell",
+        "cell (without an id) is not in the release: graded as an ordinary cell",
+    ]
+    assert "nbgrader" in nb.cells[2].metadata  # the first copy keeps its role
+    assert [("nbgrader" in c.metadata) for c in nb.cells[3:]] == [False, False, False, False]
+    assert nb.cells[3].source == "assert x == 1"  # the code itself stays
+
+
+def test_submission_files_are_rewritten_only_when_something_changed(tmp_path):
+    nbformat.write(released(), tmp_path / "hw.ipynb")
+    changed = released()
+    changed.cells[0].metadata.nbgrader["locked"] = False
+    nbformat.write(changed, tmp_path / "other.ipynb")
+    (tmp_path / "broken.ipynb").write_text("{not json")
+    untouched = (tmp_path / "hw.ipynb").stat().st_mtime_ns
+    roles = {"hw": ROLES, "other": ROLES, "broken": ROLES}
+    changes = restore_submission(tmp_path, roles)
+    assert changes == ["other: cell intro: locked changed, restored from the release"]
+    assert (tmp_path / "hw.ipynb").stat().st_mtime_ns == untouched
+    restored = nbformat.read(tmp_path / "other.ipynb", as_version=4)
+    assert [c.metadata for c in restored.cells] == [c.metadata for c in released().cells]
+    assert (tmp_path / "broken.ipynb").read_text() == "{not json"
