@@ -113,6 +113,14 @@ def test_attack_gains_no_points(graded, attack):
     assert not any(t["passed"] for t in softmax), (attack, softmax)
 
 
+def test_a_kernel_sees_no_file_beyond_its_own(graded):
+    _, _, results, _ = graded
+    files = results["attack-read-anything"].files
+    text = b"".join(files.values()).decode()
+    assert "SEEN " in text, "the walk did not run"
+    assert "LEAK " not in text, [ln for ln in text.splitlines() if "LEAK " in ln][:10]
+
+
 def test_nothing_written_outside_scratch_and_no_network(graded):
     root, _, _, reached = graded
     assert not reached, "a student kernel connected to the grader's loopback"

@@ -113,6 +113,27 @@ try:
 except OSError as exc:
     print("blocked:", exc)
 """,
+    # Lists every file it can open outside what a kernel may see (its own submission and
+    # scratch directory, the Python installation, coursekit): the test expects no LEAK line,
+    # and a SEEN line to show that the walk itself works.
+    "read-anything": """
+import os, sys, coursekit
+_mine = (os.getcwd(), os.environ.get("HOME", "/nonexistent"), sys.prefix, sys.base_prefix,
+         os.path.dirname(coursekit.__file__))
+print("SEEN", os.path.join(os.getcwd(), "vectorization.ipynb"))
+for _top in ("{course}", "/root", "/home", "/work", "/tmp", "/var/tmp", "/srv", "/mnt"):
+    for _dir, _subdirs, _files in os.walk(_top):
+        _subdirs[:] = [d for d in _subdirs
+                       if not any(os.path.join(_dir, d).startswith(m) for m in _mine)]
+        if any(_dir.startswith(m) for m in _mine):
+            continue
+        for _name in _files:
+            try:
+                open(os.path.join(_dir, _name), "rb").read(1)
+                print("LEAK", os.path.join(_dir, _name))
+            except OSError:
+                pass
+""",
     "network": """
 import socket
 try:
