@@ -56,14 +56,16 @@ def test_unknown_and_repeated_grade_ids_become_ordinary_cells():
     nb.cells.insert(3, copy.deepcopy(nb.cells[2]))  # a pasted copy of the test cell
     nb.cells.append(_cell("mine"))
     nb.cells.append(new_code_cell("y = 2", metadata={"nbgrader": {"solution": True}}))
+    nb.cells.append(new_code_cell("z = 3", metadata={"nbgrader": "garbled"}))
+    nb.cells.append(new_code_cell("w = 4", metadata={"nbgrader": {"grade_id": ["test"]}}))
     changes = restore_cell_roles(nb, ROLES)
     assert changes == [
         "cell test appears again: graded as an ordinary cell",
         "cell mine is not in the release: graded as an ordinary cell",
-        "cell (without an id) is not in the release: graded as an ordinary cell",
+        *["cell (without an id) is not in the release: graded as an ordinary cell"] * 3,
     ]
     assert "nbgrader" in nb.cells[2].metadata  # the first copy keeps its role
-    assert [("nbgrader" in c.metadata) for c in nb.cells[3:]] == [False, False, False, False]
+    assert [("nbgrader" in c.metadata) for c in nb.cells[3:]] == [False] * 6
     assert nb.cells[3].source == "assert x == 1"  # the code itself stays
 
 

@@ -73,13 +73,13 @@ def restore_cell_roles(nb, roles: dict[str, CellRole]) -> list[str]:
         meta = cell.get("metadata", {}).get("nbgrader")
         if meta is None:
             continue
-        grade_id = meta.get("grade_id")
-        if grade_id not in roles or grade_id in seen:
+        grade_id = meta.get("grade_id") if isinstance(meta, dict) else None
+        if not isinstance(grade_id, str) or grade_id not in roles or grade_id in seen:
             del cell.metadata["nbgrader"]
-            why = "is not in the release" if grade_id not in roles else "appears again"
-            changes.append(
-                f"cell {grade_id or '(without an id)'} {why}: graded as an ordinary cell"
-            )
+            known = isinstance(grade_id, str) and grade_id in roles
+            why = "appears again" if known else "is not in the release"
+            name = grade_id if isinstance(grade_id, str) and grade_id else "(without an id)"
+            changes.append(f"cell {name} {why}: graded as an ordinary cell")
             continue
         seen.add(grade_id)
         role = roles[grade_id]
