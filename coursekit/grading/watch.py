@@ -139,12 +139,3 @@ class ReferenceWatch:
             self._leaving = False
             if not hook_still_set or self._events == events:
                 self._note("removed the profiler hook")
-
-    def wrap(self, fn: Callable) -> Callable:
-        """``fn`` with every call made under the hook."""
-
-        def watched(*args, **kwargs):
-            return self.call(fn, *args, **kwargs)
-
-        watched.__name__ = getattr(fn, "__name__", "watched")
-        return watched
