@@ -7,6 +7,7 @@ with apt) and Playwright only drives it through ``executable_path``.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -190,13 +191,11 @@ class JupyterLabServer:
                 raise ServerExited(
                     f"jupyter lab exited with code {self.process.returncode}:\n{self.log_tail()}"
                 )
-            try:
+            with contextlib.suppress(urllib.error.URLError, ConnectionError, TimeoutError):
                 with urllib.request.urlopen(status_url, timeout=2) as response:
                     if response.status == 200:
                         return
-            except (urllib.error.URLError, ConnectionError, TimeoutError):
-                pass
-            time.sleep(0.25)
+            time.sleep(0.25)  # not up yet
         raise TimeoutError(
             f"jupyter lab did not answer {status_url} within {timeout:.0f} s:\n{self.log_tail()}"
         )

@@ -10,7 +10,7 @@ OWN_ADAM = """
 from coursekit.optim import Optimizer
 
 class Adam(Optimizer):
-    pass
+    "The student's own optimizer."
 
 def adam(param, grad, state, *, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0):
     return param, state

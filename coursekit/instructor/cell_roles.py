@@ -29,13 +29,14 @@ _FLAGS = ("grade", "solution", "locked", "task")
 
 @dataclass(frozen=True)
 class CellRole:
-    """What the release says one nbgrader cell is."""
+    """What the release says one nbgrader cell is (``code``: a code cell, not markdown)."""
 
     grade: bool = False
     solution: bool = False
     locked: bool = False
     task: bool = False
     points: float | None = None
+    code: bool = True
 
 
 def release_roles(gradebook_url: str, assignment: str) -> dict[str, dict[str, CellRole]]:
@@ -59,6 +60,7 @@ def release_roles(gradebook_url: str, assignment: str) -> dict[str, dict[str, Ce
                     locked=bool(c.locked),
                     task=c.name in tasks,
                     points=graded.get(c.name, tasks.get(c.name)),
+                    code=c.cell_type == "code",
                 )
                 for c in nb.source_cells
             }

@@ -32,7 +32,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from coursekit.instructor.cell_roles import release_roles, restore_submission
+from coursekit.instructor.cell_roles import CellRole, release_roles, restore_submission
 from coursekit.instructor.course import ensure_tools_on_path, load_config
 
 GRADED = "graded"
@@ -163,7 +163,7 @@ def _grade_in(scratch: Path, job: GradingJob) -> GradingResult:
         t0 = time.perf_counter()
         shutil.rmtree(scratch, ignore_errors=True)
         scratch.mkdir()
-        config, restored = _prepare_scratch(job, scratch)
+        config, roles, restored = _prepare_scratch(job, scratch)
         t1 = time.perf_counter()
         success, log = _autograde(job, config)
         timings["prepare"] += t1 - t0
@@ -172,7 +172,7 @@ def _grade_in(scratch: Path, job: GradingJob) -> GradingResult:
         if not transient:
             break
     t2 = time.perf_counter()
-    result = _collect(job, scratch, config, success, log, restored)
+    result = _collect(job, scratch, config, success, log, roles, restored)
     result.timings = {**timings, "collect": time.perf_counter() - t2}
     if transient:
         result.status = ERROR
@@ -204,7 +204,7 @@ def _prepare_scratch(job: GradingJob, scratch: Path):
     course_root = Path(job.config_file).resolve().parent
     hide = (course_root, job.scratch_root, job.source_dir)
     configure_sandbox(config, scratch_dir=scratch / "sandbox", hide=hide)
-    return config, restored
+    return config, roles, restored
 
 
 def _job_logger(job: GradingJob) -> logging.Logger:
@@ -237,13 +237,25 @@ def _autograde(job: GradingJob, config) -> tuple[bool, str]:
 
 
 def _collect(
-    job: GradingJob, scratch: Path, config, success: bool, log: str, restored: list[str]
+    job: GradingJob,
+    scratch: Path,
+    config,
+    success: bool,
+    log: str,
+    roles: dict[str, dict[str, CellRole]],
+    restored: list[str],
 ) -> GradingResult:
     from nbgrader.coursedir import CourseDirectory
 
     coursedir = CourseDirectory(config=config)
     result = GradingResult(job.assignment, job.student, job.fingerprint, GRADED, log=log)
-    cells = _read_gradebook(scratch / "gradebook.db", job.assignment, job.student, result)
+    cells = {
+        (nb_name, grade_id): (role.points, role.grade and role.code)
+        for nb_name, notebook in roles.items()
+        for grade_id, role in notebook.items()
+        if role.grade or role.task
+    }
+    _read_gradebook(scratch / "gradebook.db", job.assignment, job.student, cells, result)
     out_dir = Path(
         coursedir.format_path(coursedir.autograded_directory, job.student, job.assignment)
     )
@@ -294,25 +306,16 @@ def _collect(
     return result
 
 
-def _read_gradebook(db: Path, assignment: str, student: str, result: GradingResult) -> dict:
-    """Fill ``result.notebooks`` from a scratch gradebook; return ``{(nb, cell): (max, auto)}``."""
+def _read_gradebook(db: Path, assignment: str, student: str, cells: dict, result) -> None:
+    """Fill ``result.notebooks`` from a scratch gradebook; ``cells`` is ``{(nb, cell): ...}``
+    of the assignment's graded cells (ungraded submissions get every one of them)."""
     from nbgrader.api import Gradebook, MissingEntry
 
-    cells = {}
     with Gradebook(f"sqlite:///{db}") as gb:
         try:
             submission = gb.find_submission(assignment, student)
         except MissingEntry:
             submission = None
-        master = gb.find_assignment(assignment)
-        for notebook in master.notebooks:
-            for cell in notebook.grade_cells:
-                cells[(notebook.name, cell.name)] = (
-                    float(cell.max_score),
-                    cell.cell_type == "code",
-                )
-            for cell in notebook.task_cells:
-                cells[(notebook.name, cell.name)] = (float(cell.max_score), False)
         if submission is None:
             result.notebooks = {
                 name: {
@@ -327,7 +330,7 @@ def _read_gradebook(db: Path, assignment: str, student: str, result: GradingResu
                 }
                 for name in {n for n, _ in cells}
             }
-            return cells
+            return
         result.timestamp = submission.timestamp.isoformat() if submission.timestamp else None
         for nb in submission.notebooks:
             result.notebooks[nb.name] = {
@@ -342,7 +345,6 @@ def _read_gradebook(db: Path, assignment: str, student: str, result: GradingResu
                 },
                 "comments": {c.name: c.auto_comment for c in nb.comments},
             }
-    return cells
 
 
 # -- messages and reasons ---------------------------------------------------------------------

@@ -129,10 +129,11 @@ for _top in ("{course}", "/root", "/home", "/work", "/tmp", "/var/tmp", "/srv", 
             continue
         for _name in _files:
             try:
-                open(os.path.join(_dir, _name), "rb").read(1)
-                print("LEAK", os.path.join(_dir, _name))
+                with open(os.path.join(_dir, _name), "rb") as _fh:
+                    _fh.read(1)
             except OSError:
-                pass
+                continue
+            print("LEAK", os.path.join(_dir, _name))
 """,
     "network": """
 import socket
