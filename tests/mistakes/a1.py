@@ -128,3 +128,159 @@ MISTAKES = [
         description="shifts but does not add the maximum back",
     ),
 ]
+
+# Written for issue 15: mistakes students make with axes, keepdims, loops, dtypes and ties.
+MISTAKES += [
+    Mutation(
+        name="broadcast_takes_the_larger_size",
+        cell="broadcast_shape",
+        old="if size_a == size_b or size_b == 1:\n            result.append(size_a)\n"
+        "        elif size_a == 1:\n            result.append(size_b)",
+        new="if size_a == size_b or size_a == 1 or size_b == 1:\n"
+        "            result.append(max(size_a, size_b))",
+        tests=("test_broadcast_shape",),
+        description="max of the two sizes: a size-0 axis against a size-1 axis gives 1, not 0",
+    ),
+    Mutation(
+        name="broadcast_keeps_the_size_1",
+        cell="broadcast_shape",
+        old="elif size_a == 1:\n            result.append(size_b)",
+        new="elif size_a == 1:\n            result.append(size_a)",
+        tests=("test_broadcast_shape",),
+        description="keeps the 1 of the first shape instead of stretching it",
+    ),
+    Mutation(
+        name="standardize_global_statistics",
+        cell="standardize_columns",
+        old="centered = X - X.mean(axis=0)\n    return centered / X.std(axis=0)",
+        new="centered = X - X.mean()\n    return centered / X.std()",
+        tests=("test_standardize_columns",),
+        description="forgets the axis: one mean and one std for the whole matrix",
+    ),
+    Mutation(
+        name="standardize_in_place",
+        cell="standardize_columns",
+        old="centered = X - X.mean(axis=0)\n    return centered / X.std(axis=0)",
+        new="X -= X.mean(axis=0)\n    X /= X.std(axis=0)\n    return X",
+        tests=("test_standardize_columns",),
+        description="standardizes the caller's array in place (and returns it)",
+    ),
+    Mutation(
+        name="two_loops_skips_last_training_point",
+        cell="distances_two_loops",
+        old="for j in range(num_train):",
+        new="for j in range(num_train - 1):",
+        tests=("test_distances_two_loops",),
+        description="off by one: the last column stays 0",
+    ),
+    Mutation(
+        name="two_loops_float32",
+        cell="distances_two_loops",
+        old="dists = np.zeros((num_test, num_train))",
+        new="dists = np.zeros((num_test, num_train), dtype=np.float32)",
+        tests=("test_distances_two_loops",),
+        description="stores the distances in float32 (7 significant digits)",
+    ),
+    Mutation(
+        name="one_loop_float32",
+        cell="distances_one_loop",
+        old="out[i, :] = np.sqrt(np.sum((Y - X[i]) ** 2, axis=1))",
+        new="out[i, :] = np.sqrt(np.sum((Y - X[i]).astype(np.float32) ** 2, axis=1))",
+        tests=("test_distances_one_loop",),
+        description="casts the differences to float32 to save memory",
+    ),
+    Mutation(
+        name="one_loop_transposed",
+        cell="distances_one_loop",
+        old="out = np.zeros((X.shape[0], Y.shape[0]))\n    for i in range(X.shape[0]):\n"
+        "        out[i, :] = np.sqrt(np.sum((Y - X[i]) ** 2, axis=1))\n    return out",
+        new="out = np.zeros((Y.shape[0], X.shape[0]))\n    for j in range(Y.shape[0]):\n"
+        "        out[j, :] = np.sqrt(np.sum((X - Y[j]) ** 2, axis=1))\n    return out",
+        tests=("test_distances_one_loop",),
+        description="loops over the training points and returns the (M, N) transpose",
+    ),
+    Mutation(
+        name="no_loops_no_clamp",
+        cell="distances_no_loops",
+        old="np.sqrt(np.maximum(squared, 0.0))",
+        new="np.sqrt(squared)",
+        tests=("test_distances_no_loops",),
+        description="no clamp at 0: round-off makes tiny negative squares and sqrt gives NaN",
+    ),
+    Mutation(
+        name="no_loops_squared",
+        cell="distances_no_loops",
+        old="np.sqrt(np.maximum(squared, 0.0))",
+        new="np.maximum(squared, 0.0)",
+        tests=("test_distances_no_loops",),
+        description="forgets the square root of the expansion",
+    ),
+    Mutation(
+        name="knn_ignores_k",
+        cell="knn_predict",
+        old="order[:, :k]",
+        new="order[:, :1]",
+        tests=("test_knn_predict",),
+        description="always the single nearest neighbour, whatever k is",
+    ),
+    Mutation(
+        name="knn_unstable_sort",
+        cell="knn_predict",
+        old='np.argsort(dists, axis=1, kind="stable")',
+        new='np.argsort(dists, axis=1, kind="heapsort")',
+        tests=("test_knn_predict",),
+        description="an unstable sort: equally distant training points come in another order",
+    ),
+    Mutation(
+        name="knn_mean_label",
+        cell="knn_predict",
+        old="y_pred[i] = np.bincount(votes).argmax()",
+        new="y_pred[i] = int(np.round(np.mean(votes)))",
+        tests=("test_knn_predict",),
+        description="averages the neighbours' labels instead of taking a vote",
+    ),
+    Mutation(
+        name="knn_sorts_columns",
+        cell="knn_predict",
+        old='order = np.argsort(dists, axis=1, kind="stable")\n'
+        "    nearest_labels = y_train[order[:, :k]]",
+        new='order = np.argsort(dists, axis=0, kind="stable")\n'
+        "    nearest_labels = y_train[order[:k, :].T]",
+        tests=("test_knn_predict",),
+        description="sorts along the wrong axis (the test points for each training point)",
+    ),
+    Mutation(
+        name="softmax_max_without_keepdims",
+        cell="softmax",
+        old="np.max(logits, axis=1, keepdims=True)",
+        new="np.max(logits, axis=1)",
+        tests=("test_softmax",),
+        description="(N, C) - (N,) lines the maxima up with the columns",
+    ),
+    Mutation(
+        name="softmax_sum_without_keepdims",
+        cell="softmax",
+        old="exps / np.sum(exps, axis=1, keepdims=True)",
+        new="exps / np.sum(exps, axis=1)",
+        tests=("test_softmax",),
+        description="(N, C) / (N,) divides each column by one row's sum",
+    ),
+    Mutation(
+        name="logsumexp_keeps_the_axis",
+        cell="logsumexp",
+        old="total = np.sum(np.exp(logits - row_max), axis=1)\n"
+        "    return np.log(total) + row_max[:, 0]",
+        new="total = np.sum(np.exp(logits - row_max), axis=1, keepdims=True)\n"
+        "    return np.log(total) + row_max",
+        tests=("test_logsumexp",),
+        description="returns shape (N, 1) instead of (N,)",
+    ),
+    Mutation(
+        name="logsumexp_sums_everything",
+        cell="logsumexp",
+        old="total = np.sum(np.exp(logits - row_max), axis=1)",
+        new="total = np.sum(np.exp(logits - row_max))",
+        tests=("test_logsumexp",),
+        description="forgets the axis of the sum: one total for the whole batch",
+    ),
+]

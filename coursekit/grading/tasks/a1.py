@@ -69,6 +69,27 @@ def _no_left_padding(shape_a, shape_b):
     return broadcast_shape_reference(a, b)
 
 
+def _padded(shape_a, shape_b):
+    ndim = max(len(shape_a), len(shape_b))
+    return zip(
+        (1,) * (ndim - len(shape_a)) + tuple(shape_a), (1,) * (ndim - len(shape_b)) + tuple(shape_b)
+    )
+
+
+def _larger_size_never_raises(shape_a, shape_b):
+    return tuple(max(m, n) for m, n in _padded(shape_a, shape_b))
+
+
+def _larger_size(shape_a, shape_b):
+    broadcast_shape_reference(shape_a, shape_b)  # raises where the reference raises
+    return tuple(max(m, n) for m, n in _padded(shape_a, shape_b))
+
+
+def _first_size_one_kept(shape_a, shape_b):
+    broadcast_shape_reference(shape_a, shape_b)
+    return tuple(m if m == 1 or n == 1 else m for m, n in _padded(shape_a, shape_b))
+
+
 register(
     Task(
         name="a1.broadcast_shape",
@@ -80,6 +101,21 @@ register(
                 "matches aligning the shapes on the LEFT: numpy pads the shorter shape with 1s on "
                 "the left and compares trailing dimensions first",
                 _no_left_padding,
+            ),
+            Mistake(
+                "matches taking the larger size on every axis without ever raising: sizes "
+                "that differ and are both not 1 (like 3 and 4) must raise ValueError",
+                _larger_size_never_raises,
+            ),
+            Mistake(
+                "matches taking the larger of the two sizes when one is 1: a size-1 axis "
+                "stretches to the OTHER size, also when that size is 0 (1 and 0 give 0)",
+                _larger_size,
+            ),
+            Mistake(
+                "matches keeping a size-1 axis of the first shape: a size-1 axis stretches to "
+                "the other shape's size",
+                _first_size_one_kept,
             ),
         ),
         description="result shape of broadcasting two shapes, ValueError if incompatible",
@@ -123,6 +159,11 @@ register(
             Mistake(
                 "matches centering without dividing by the standard deviation",
                 lambda X: X - X.mean(axis=0),
+            ),
+            Mistake(
+                "matches ONE mean and ONE standard deviation for the whole matrix: reduce over "
+                "the examples only (axis=0) to get one value per column",
+                lambda X: (X - X.mean()) / X.std(),
             ),
         ),
         description="zero mean, unit std per column, by broadcasting",
@@ -168,6 +209,24 @@ def _distance_mistakes():
     def manhattan(X, Y):
         return np.abs(X[:, None, :] - Y[None, :, :]).sum(axis=2)
 
+    def last_column_zero(X, Y):
+        out = ops.pairwise_distances_two_loops(X, Y)
+        out[:, -1] = 0.0
+        return out
+
+    def last_row_zero(X, Y):
+        out = ops.pairwise_distances_two_loops(X, Y)
+        out[-1, :] = 0.0
+        return out
+
+    def not_clamped(X, Y):
+        d2 = (X**2).sum(1)[:, None] + (Y**2).sum(1)[None, :] - 2 * X @ Y.T
+        return np.sqrt(d2)
+
+    def norms_not_reshaped(X, Y):
+        d2 = (X**2).sum(1) + (Y**2).sum(1).reshape(1, -1) - 2 * X @ Y.T
+        return np.sqrt(np.maximum(d2, 0))
+
     return (
         Mistake("matches SQUARED distances: did you forget the square root?", squared),
         Mistake(
@@ -178,6 +237,22 @@ def _distance_mistakes():
             "matches the transpose: entry [i, j] is the distance from X[i] to Y[j]", transposed
         ),
         Mistake("matches the L1 (Manhattan) distance instead of the Euclidean one", manhattan),
+        Mistake(
+            "the last column is 0: the loop over the training points stops one early "
+            "(range(M) already ends at M - 1)",
+            last_column_zero,
+        ),
+        Mistake("the last row is 0: the loop over the test points stops one early", last_row_zero),
+        Mistake(
+            "NaN where two points coincide: round-off makes ||x||^2 + ||y||^2 - 2 x.y slightly "
+            "negative; clamp it at 0 (np.maximum) before the square root",
+            not_clamped,
+        ),
+        Mistake(
+            "matches adding the norms of X as a ROW: shape (N,) broadcasts against (1, M) "
+            "along the columns; reshape them to (N, 1)",
+            norms_not_reshaped,
+        ),
     )
 
 
@@ -258,7 +333,33 @@ def _knn_mistakes():
         nearest = np.argsort(dists, axis=1, kind="stable")[:, :k]
         return np.array([Counter(r.tolist()).most_common(1)[0][0] for r in y_train[nearest]])
 
+    def k_ignored(dists, y_train, k=1):
+        return knn_predict_reference(dists, y_train, 1)
+
+    def mean_label(dists, y_train, k=1):
+        nearest = np.argsort(dists, axis=1, kind="stable")[:, :k]
+        return np.round(y_train[nearest].mean(axis=1)).astype(np.int64)
+
+    def sorted_columns(dists, y_train, k=1):
+        nearest = np.argsort(dists, axis=0, kind="stable")[:k, :].T
+        return np.array([np.bincount(r).argmax() for r in y_train[nearest]])
+
     return (
+        Mistake(
+            "matches using the single nearest neighbour whatever k is: vote among the first "
+            "k columns of the sorted order",
+            k_ignored,
+        ),
+        Mistake(
+            "matches the rounded MEAN of the neighbours' labels: labels are categories, take "
+            "the most frequent one (np.bincount(...).argmax())",
+            mean_label,
+        ),
+        Mistake(
+            "matches sorting along axis 0 (over test points): each ROW of dists holds one test "
+            "point's distances to the training points, sort along axis=1",
+            sorted_columns,
+        ),
         Mistake("matches voting among the k FARTHEST points: sort distances ascending", largest),
         Mistake("matches using k + 1 neighbours: check the slice [:k]", one_extra),
         Mistake(
@@ -316,6 +417,16 @@ def _softmax_axis0(x):
     return ops.softmax(x, axis=0)
 
 
+def _softmax_max_not_kept(x):
+    e = np.exp(x - np.max(x, axis=1))
+    return e / e.sum(axis=1, keepdims=True)
+
+
+def _softmax_sum_not_kept(x):
+    e = np.exp(x - np.max(x, axis=1, keepdims=True))
+    return e / np.sum(e, axis=1)
+
+
 register(
     Task(
         name="a1.softmax",
@@ -336,6 +447,16 @@ register(
             ),
             Mistake(
                 "matches normalizing over axis 0 (columns); each row is one example", _softmax_axis0
+            ),
+            Mistake(
+                "matches subtracting the row maxima WITHOUT keepdims: an (N,) array lines up "
+                "with the columns of (N, C); use np.max(..., axis=1, keepdims=True)",
+                _softmax_max_not_kept,
+            ),
+            Mistake(
+                "matches dividing by the row sums WITHOUT keepdims: an (N,) array lines up "
+                "with the columns of (N, C); use np.sum(..., axis=1, keepdims=True)",
+                _softmax_sum_not_kept,
             ),
         ),
         description="row-wise numerically stable softmax",
@@ -373,6 +494,15 @@ register(
             Mistake(
                 "matches reducing over axis 0 (columns); reduce each row",
                 lambda x: ops.logsumexp(x, axis=0),
+            ),
+            Mistake(
+                "returns shape (N, 1): the values are right, drop the kept axis (one number per "
+                "row, shape (N,))",
+                lambda x: ops.logsumexp(x, axis=1)[:, None],
+            ),
+            Mistake(
+                "matches summing exp over the WHOLE batch: give np.sum the axis (axis=1)",
+                lambda x: np.log(np.sum(np.exp(x - x.max(axis=1, keepdims=True)))) + x.max(axis=1),
             ),
         ),
         description="row-wise numerically stable log-sum-exp",
