@@ -87,10 +87,14 @@ def cmd_grade(args) -> int:
             f"written answers ({manual_points(summary.results):g} points per submission) "
             "are left for grading by hand (nbgrader formgrader)"
         )
+    if summary.preflight:
+        print(f"preflight (reference solution and blank release): {summary.preflight}")
+    for student, why in summary.regraded.items():
+        print(f"  graded again: {student}: {why}")
     for student, error in summary.errors.items():
         print(f"  not graded: {student}: {error} (rerun `coursekit grade` to retry)")
     if summary.interrupted:
-        print("interrupted: rerun the same command to grade what is missing", file=sys.stderr)
+        print(summary.resume_hint(), file=sys.stderr)
         return 130
     return 0 if summary.ok else 1
 

@@ -25,6 +25,7 @@ import shutil
 import sys
 import time
 from dataclasses import dataclass, field
+from datetime import datetime, timezone
 from pathlib import Path
 
 from coursekit.instructor.course import Course, CourseError
@@ -53,10 +54,30 @@ class BatchSummary:
     seconds: float = 0.0
     #: parent-side time per imported result (journal, files, gradebook transaction)
     commit_seconds: list[float] = field(default_factory=list)
+    #: ``{student: why}`` for stored results graded again although their files did not
+    #: change (another environment, an unfinished ``--force`` run)
+    regraded: dict[str, str] = field(default_factory=dict)
+    #: ``"passed"``, ``"cached"`` (a passed preflight of the same environment) or ``None``
+    preflight: str | None = None
+    force: bool = False
+    #: students a stopped ``--force`` run still has to regrade
+    force_left: list[str] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
         return not self.errors and not self.interrupted
+
+    def resume_hint(self) -> str | None:
+        """What to run after an interrupted run, in words that are right after ``--force``."""
+        if not self.interrupted:
+            return None
+        if self.force:
+            return (
+                f"interrupted: {len(self.graded)} submissions were graded again, "
+                f"{len(self.force_left)} not yet; rerun `coursekit grade {self.assignment}` "
+                "(without --force) to grade exactly those"
+            )
+        return "interrupted: rerun the same command to grade what is missing"
 
 
 def journal_for(course: Course, assignment: str) -> Journal:
@@ -121,12 +142,22 @@ def grade_assignment(
     workers : int, optional
         Local worker processes (default: one per core). Ignored with ``scheduler``.
     force : bool
-        Grade again even when the journal holds a result for the same files.
+        Grade again even when the journal holds a result for the same files. Manual
+        grades of unchanged submissions are kept.
     scheduler : str or distributed.Client, optional
         Run the jobs on this Dask cluster instead of local processes.
     progress : bool
         Show a progress bar on ``stream`` (default ``sys.stderr``).
+
+    Raises
+    ------
+    PreflightError
+        The reference solution or the blank release is not graded as expected in this
+        environment (see :mod:`coursekit.instructor.preflight`); nothing was recorded.
     """
+    from coursekit.instructor import provenance
+    from coursekit.instructor.preflight import run_preflight
+
     start = time.perf_counter()
     stream = stream or sys.stderr
     if scheduler is None:
@@ -139,20 +170,26 @@ def grade_assignment(
             "(see `coursekit collect`)"
         )
     course.require_released(assignment)
-    summary = BatchSummary(assignment)
+    summary = BatchSummary(assignment, force=force)
     journal = journal_for(course, assignment)
     with grading_lock(course), GradebookWriter(course.db_url) as writer:
         base = assignment_digest(course, assignment)
+        env = provenance.environment(course.config)
+        env_digest = provenance.environment_digest(env)
         todo: list[GradingJob] = []
+        pending: list[GradingResult] = []  # recorded but not yet in the gradebook
+        unchanged: set[str] = set()  # same files as the stored result: keep manual grades
         run_dir = course.state_directory / "runs" / assignment
         done: dict[str, GradingResult] = {}
+        started = datetime.now(timezone.utc).isoformat(timespec="microseconds")
+        unfinished = None if force else journal.force_pending()
 
         def commit(result: GradingResult) -> None:
             t0 = time.perf_counter()
             journal.record(result)
             autograded = course.directory("autograded") / result.student / assignment
             install_files(autograded, result.files)
-            writer.import_result(result)
+            writer.import_result(result, keep_manual=result.student in unchanged)
             journal.mark_imported(result)
             done[result.student] = result
             summary.commit_seconds.append(time.perf_counter() - t0)
@@ -160,14 +197,20 @@ def grade_assignment(
         for student in selected:
             fingerprint = submission_fingerprint(course, assignment, student, base)
             previous = journal.load(student)
-            if not force and previous is not None and previous.fingerprint == fingerprint:
+            same_files = previous is not None and previous.fingerprint == fingerprint
+            if same_files:
+                unchanged.add(student)
+            why = _regrade_reason(previous, env, env_digest, unfinished, student)
+            if not force and same_files and why is None:
                 if not (
                     journal.is_imported(previous) and writer.has_submission(assignment, student)
                 ):
-                    commit(previous)
+                    pending.append(previous)
                 done[student] = previous
                 summary.reused.append(student)
                 continue
+            if same_files and why is not None and not force:
+                summary.regraded[student] = why
             todo.append(
                 GradingJob(
                     config_file=str(course.config_file),
@@ -178,6 +221,7 @@ def grade_assignment(
                     gradebook=str(run_dir / "gradebook.db"),
                     scratch_root=str(run_dir / "scratch"),
                     fingerprint=fingerprint,
+                    assignment_digest=base,
                 )
             )
 
@@ -187,8 +231,18 @@ def grade_assignment(
             (run_dir / "scratch").mkdir(parents=True)
             snapshot(course.gradebook_path, run_dir / "gradebook.db")
             executor = make_executor(workers, scheduler, log_path=str(run_dir / "workers.log"))
-            bar = _progress_bar(len(todo), len(selected), progress, stream)
+            bar = None
+            remaining = {job.student for job in todo}
             try:
+                check = run_preflight(
+                    course, assignment, executor, todo[0], run_dir / "preflight", env
+                )
+                summary.preflight = "cached" if check.cached else "passed"
+                for result in pending:
+                    commit(result)
+                if force:
+                    journal.start_force([job.student for job in todo], started)
+                bar = _progress_bar(len(todo), len(selected), progress, stream)
                 for job, outcome in executor.run(grade_submission, todo):
                     if isinstance(outcome, BaseException):
                         summary.errors[job.student] = f"{type(outcome).__name__}: {outcome}"
@@ -197,6 +251,7 @@ def grade_assignment(
                     else:
                         commit(outcome)
                         summary.graded.append(job.student)
+                        remaining.discard(job.student)
                     if bar is not None:
                         bar.update(1)
                         bar.set_postfix_str(job.student[:20])
@@ -208,9 +263,49 @@ def grade_assignment(
                     bar.close()
                 executor.close()
                 shutil.rmtree(run_dir, ignore_errors=True)
+            summary.force_left = sorted(remaining)
+        else:
+            for result in pending:
+                commit(result)
+        left = journal.force_pending()
+        if left is not None and not _force_left(journal, left, course.students(assignment)):
+            journal.finish_force()
     summary.results = [done[s] for s in selected if s in done]
     summary.seconds = time.perf_counter() - start
     return summary
+
+
+def _graded_at(result: GradingResult) -> str:
+    return (result.provenance or {}).get("graded_at") or ""
+
+
+def _regrade_reason(previous, env: dict, env_digest: str, unfinished, student) -> str | None:
+    """Why a stored result for the same files must be graded again, or ``None``."""
+    from coursekit.instructor import provenance
+
+    if previous is None:
+        return None
+    if unfinished is not None and student in unfinished["students"]:
+        if _graded_at(previous) < unfinished["started"]:
+            return "not reached by an interrupted --force run"
+    recorded = (previous.provenance or {}).get("environment_digest")
+    if recorded is None:
+        return "graded by an older coursekit that recorded no environment"
+    if recorded != env_digest:
+        old = previous.provenance.get("environment") or {}
+        return f"graded in another environment ({provenance.describe_difference(old, env)})"
+    return None
+
+
+def _force_left(journal: Journal, pending: dict, present: list[str]) -> list[str]:
+    """Students of an unfinished forced run without a result graded after it started
+    (among those who still have a submission)."""
+    left = []
+    for student in sorted(set(pending["students"]) & set(present)):
+        result = journal.load(student)
+        if result is None or _graded_at(result) < pending["started"]:
+            left.append(student)
+    return left
 
 
 def _progress_bar(total: int, selected: int, enabled: bool, stream):

@@ -29,9 +29,10 @@ import shutil
 import tempfile
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 
+from coursekit.instructor import statuses
 from coursekit.instructor.cell_roles import CellRole, release_roles, restore_submission
 from coursekit.instructor.course import ensure_tools_on_path, load_config
 
@@ -46,6 +47,10 @@ TRANSIENT = (
     "Kernel died before replying to kernel_info",
     "Address already in use",
 )
+#: Failures of the machine, not of the submission: never recorded as a score.
+ENVIRONMENT = (("No space left on device", "the grader ran out of disk space"),)
+#: Where the hidden-test judge writes its structured verdicts, under the sandbox scratch.
+VERDICTS_NAME = "verdicts.json"
 ATTEMPTS = 2
 # nbgrader changes process-wide state while it grades (the working directory, environment
 # variables), so two gradings must never share a process concurrently. Executors run one
@@ -74,6 +79,8 @@ class GradingJob:
         Directory under which the worker creates (and removes) its scratch course.
     fingerprint : str
         Digest of the submission and the assignment's source, recorded with the result.
+    assignment_digest : str
+        Digest of the assignment's source and the course configuration (provenance).
     """
 
     config_file: str
@@ -84,6 +91,7 @@ class GradingJob:
     gradebook: str
     scratch_root: str
     fingerprint: str = ""
+    assignment_digest: str = ""
 
 
 @dataclass
@@ -104,13 +112,17 @@ class GradingResult:
         "comments": {cell: str | None}}}``: the gradebook fields autograde writes.
     tests : list of dict
         One entry per graded cell: ``notebook``, ``cell``, ``points``, ``max_points``,
-        ``autograded`` (a code test cell), ``passed`` and the failure ``message``.
+        ``autograded`` (a code test cell), ``passed``, the ``status`` of an autograded
+        cell (:mod:`coursekit.instructor.statuses`) and its ``message``.
     files : dict
         ``{relative path: bytes}`` of ``autograded/<student>/<assignment>/``.
     seconds, timings : float, dict
         Wall time of the whole step, and of its stages ``prepare`` (scratch course),
         ``autograde`` (nbgrader) and ``collect`` (reading results back): the first and the
         last are coursekit's overhead over plain nbgrader.
+    provenance : dict
+        Where it was graded (:mod:`coursekit.instructor.provenance`): ``environment``,
+        ``environment_digest``, ``assignment_digest`` and ``graded_at`` (UTC, ISO).
     """
 
     assignment: str
@@ -125,6 +137,7 @@ class GradingResult:
     log: str = ""
     seconds: float = 0.0
     timings: dict = field(default_factory=dict)
+    provenance: dict = field(default_factory=dict)
 
     @property
     def score(self) -> float:
@@ -174,10 +187,45 @@ def _grade_in(scratch: Path, job: GradingJob) -> GradingResult:
     t2 = time.perf_counter()
     result = _collect(job, scratch, config, success, log, roles, restored)
     result.timings = {**timings, "collect": time.perf_counter() - t2}
+    result.provenance = _provenance(job, config)
     if transient:
         result.status = ERROR
         result.reason = f"the grading machinery failed {ATTEMPTS} times: {_last_error(log)}"
+    machine = _environment_failure(log, result.files)
+    if machine:
+        result.status = ERROR
+        result.reason = f"{machine} (in {job.scratch_root}); nothing was recorded"
     return result
+
+
+def _provenance(job: GradingJob, config) -> dict:
+    """The environment this result was graded in (never fails the grading)."""
+    from datetime import datetime, timezone
+
+    from coursekit.instructor import provenance
+
+    out = {
+        "assignment_digest": job.assignment_digest,
+        "graded_at": datetime.now(timezone.utc).isoformat(timespec="microseconds"),
+    }
+    try:
+        env = provenance.environment(config)
+        out["environment"] = env
+        out["environment_digest"] = provenance.environment_digest(env)
+    except Exception as exc:  # noqa: BLE001 - a missing description must not cost a grade
+        out["environment_error"] = f"{type(exc).__name__}: {exc}"
+    return out
+
+
+def _environment_failure(log: str, files: dict) -> str | None:
+    """A failure of the machine seen in nbgrader's log or the notebooks' outputs."""
+    texts = [log] + [
+        data.decode("utf-8", "replace") for rel, data in files.items() if rel.endswith(".ipynb")
+    ]
+    for needle, what in ENVIRONMENT:
+        if any(needle in text for text in texts):
+            return what
+    return None
 
 
 # -- the three stages -----------------------------------------------------------------------
@@ -259,10 +307,19 @@ def _collect(
     out_dir = Path(
         coursedir.format_path(coursedir.autograded_directory, job.student, job.assignment)
     )
+    submitted = Path(
+        coursedir.format_path(coursedir.submitted_directory, job.student, job.assignment)
+    )
+    # Paths of the scratch course mean nothing to a student: strip them from what is kept.
+    roots = (str(submitted), str(out_dir), str(scratch), str(job.scratch_root))
     if out_dir.is_dir():
         for path in sorted(out_dir.rglob("*")):
             if path.is_file():
-                result.files[path.relative_to(out_dir).as_posix()] = path.read_bytes()
+                data = path.read_bytes()
+                if path.suffix == ".ipynb":
+                    text = data.decode("utf-8", "replace")
+                    data = statuses.sanitize(text, roots).encode("utf-8")
+                result.files[path.relative_to(out_dir).as_posix()] = data
 
     if not success:
         result.status = UNGRADABLE
@@ -273,15 +330,23 @@ def _collect(
             for grade in notebook["grades"].values():
                 grade["auto_score"] = 0.0
                 grade["needs_manual_grade"] = True
-    messages = failure_messages(result.files)
+    verdicts = read_verdicts(scratch / "sandbox" / _verdicts_name())
+    outcomes = cell_outcomes(result.files)
     problems = []
     for (nb_name, cell_name), (max_points, autograded) in sorted(cells.items()):
         grade = result.notebooks[nb_name]["grades"][cell_name]
         points = float(grade["auto_score"] or 0.0)
-        message = messages.get((nb_name, cell_name))
-        if result.status == GRADED and autograded and grade["auto_score"] is None:
-            message = "test cell not found in the submission"
-            problems.append(f"{nb_name}/{cell_name}")
+        found = result.status == GRADED and grade["auto_score"] is not None
+        status, message = None, None
+        if autograded and result.status == GRADED:
+            verdict = verdicts.get(nb_name, {}).get(cell_name)
+            status, message = cell_status(
+                outcomes.get((nb_name, cell_name)), verdict, points, max_points, found
+            )
+            if not found:
+                problems.append(f"{nb_name}/{cell_name}")
+        elif autograded:
+            status, message = statuses.UNGRADABLE, None
         result.tests.append(
             {
                 "notebook": nb_name,
@@ -289,8 +354,9 @@ def _collect(
                 "points": points,
                 "max_points": max_points,
                 "autograded": autograded,
-                "passed": autograded and grade["auto_score"] is not None and points >= max_points,
-                "message": message if autograded and points < max_points else None,
+                "passed": autograded and found and points >= max_points,
+                "status": status,
+                "message": statuses.sanitize(message, roots) if message else None,
             }
         )
     if result.status == GRADED:
@@ -303,7 +369,54 @@ def _collect(
                 f"stripped or changed), scored 0: {', '.join(problems)}"
             )
         result.reason = "; ".join(notes) or None
+    result.reason = statuses.sanitize(result.reason, roots)
     return result
+
+
+def _verdicts_name() -> str:
+    """``verdicts.json`` (the sandbox module's name for it, once it defines one)."""
+    try:
+        from coursekit.instructor import sandbox
+
+        return getattr(sandbox, "VERDICTS_FILE", VERDICTS_NAME)
+    except ImportError:
+        return VERDICTS_NAME
+
+
+def read_verdicts(path: Path) -> dict:
+    """``{notebook: {grade_id: {"status", "message"}}}`` of the hidden-test judge, or ``{}``."""
+    try:
+        data = json.loads(Path(path).read_text("utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def cell_status(
+    outcome: dict | None, verdict: dict | None, points: float, max_points, found: bool
+) -> tuple[str, str | None]:
+    """``(status, message)`` of an autograded test cell of a graded submission.
+
+    The hidden verdict (``verdicts.json``) decides when there is one; otherwise the cell's
+    outputs in the autograded notebook do (:func:`cell_outcomes`).
+    """
+    if not found:
+        return statuses.NOT_RUN, "test cell not found in the submission (deleted, or changed)"
+    outcome = outcome or {}
+    if isinstance(verdict, dict) and verdict.get("status") in statuses.VERDICTS:
+        status = statuses.VERDICTS[verdict["status"]]
+        message = verdict.get("message") or None
+        if status == statuses.PASSED and max_points is not None and points < max_points:
+            # The verdict passed but nbgrader gave less (a stderr rule, a changed cell).
+            status, message = statuses.FAILED, outcome.get("summary") or message
+        if status == statuses.NOT_RUN and outcome.get("earlier"):
+            message = f"{message or 'not run'}; {outcome['earlier']}"
+        if outcome.get("public") and status != statuses.PASSED:
+            message = f"{message}\n{outcome['public']}" if message else outcome["public"]
+        return status, message
+    if max_points is not None and points >= max_points:
+        return statuses.PASSED, None
+    return outcome.get("status", statuses.FAILED), outcome.get("summary")
 
 
 def _read_gradebook(db: Path, assignment: str, student: str, cells: dict, result) -> None:
@@ -380,6 +493,139 @@ def failure_messages(files: dict) -> dict:
                     "", message
                 ).strip()
     return messages
+
+
+_FRAME = re.compile(r"(?:Cell In ?\[(\d+)\]|Input In ?\[(\d+)\]), line (\d+)")
+_ARROW = re.compile(r"^-+>\s*\d+\s?(.*)$")
+
+
+def _is_test_cell(cell) -> bool:
+    meta = cell.get("metadata", {}).get("nbgrader", {})
+    return cell.get("cell_type") == "code" and bool(meta.get("grade")) and not meta.get("solution")
+
+
+def _cell_name(cell, index: int) -> str:
+    grade_id = cell.get("metadata", {}).get("nbgrader", {}).get("grade_id")
+    return f"cell {grade_id}" if grade_id else f"cell {index + 1}"
+
+
+def student_line(nb: dict, error: dict) -> str | None:
+    """Where in the student's own code an error was raised: ``cell add, line 4: raise ...``.
+
+    Read from the IPython traceback; frames in test cells (which may show hidden tests)
+    and in library files are skipped.
+    """
+    by_count = {
+        c.get("execution_count"): (i, c)
+        for i, c in enumerate(nb.get("cells", []))
+        if c.get("cell_type") == "code" and c.get("execution_count") is not None
+    }
+    found = None
+    for chunk in error.get("traceback", []):
+        lines = _ANSI.sub("", chunk).splitlines()
+        for at, line in enumerate(lines):
+            match = _FRAME.search(line)
+            if not match:
+                continue
+            count = int(match.group(1) or match.group(2))
+            where = by_count.get(count)
+            if where is None or _is_test_cell(where[1]):
+                continue
+            code = next(
+                (m.group(1).strip() for ln in lines[at + 1 :] if (m := _ARROW.match(ln))), ""
+            )
+            found = f"{_cell_name(where[1], where[0])}, line {match.group(3)}" + (
+                f": {code}" if code else ""
+            )
+    return found
+
+
+def cell_outcomes(files: dict) -> dict:
+    """``{(notebook, grade_id): {"status", "summary", "public", "earlier"}}`` of every
+    autograded test cell, read from its outputs in the autograded notebook.
+
+    This is how a cell's status is found when the hidden-test judge wrote no verdict:
+    a time limit, an integrity problem named by the grader, a function that is not
+    defined (``not_run``, with the earlier cell that failed), the student's own error
+    (``error``, quoted with the line of their code), or wrong values (``failed``).
+    """
+    out = {}
+    for rel, data in files.items():
+        if not rel.endswith(".ipynb") or "/" in rel:
+            continue
+        try:
+            nb = json.loads(data.decode("utf-8"))
+        except ValueError:
+            continue
+        earlier = None
+        for index, cell in enumerate(nb.get("cells", [])):
+            if cell.get("cell_type") != "code":
+                continue
+            outputs = cell.get("outputs", [])
+            errors = [o for o in outputs if o.get("output_type") == "error"]
+            if not _is_test_cell(cell):
+                if errors and earlier is None:
+                    e = errors[0]
+                    earlier = f"an earlier cell failed: {_cell_name(cell, index)}: {_error_text(e)}"
+                continue
+            grade_id = cell.get("metadata", {}).get("nbgrader", {}).get("grade_id")
+            out[(rel[: -len(".ipynb")], grade_id)] = _outcome(nb, outputs, errors, earlier)
+    return out
+
+
+def _error_text(error: dict) -> str:
+    return _ANSI.sub("", f"{error.get('ename', 'Error')}: {error.get('evalue', '')}").strip()
+
+
+def _outcome(nb: dict, outputs: list, errors: list, earlier: str | None) -> dict:
+    grading = [
+        _ANSI.sub("", str(e.get("evalue", ""))) for e in errors if e.get("ename") == "GradingError"
+    ]
+    kernel = [e for e in errors if e.get("ename") != "GradingError"]
+    streams = [
+        _ANSI.sub("", "".join(o.get("text", "")))
+        for o in outputs
+        if o.get("output_type") == "stream" and o.get("name") == "stderr"
+    ]
+    public = next((t.strip() for t in streams if t.startswith("public test failed")), None)
+    grading_text = "\n".join(grading).strip() or None
+    no_result = grading_text is not None and "left no result" in grading_text
+    out = {"public": public, "earlier": earlier}
+    first = kernel[0] if kernel else None
+    if first is not None and first.get("ename") in ("CellTimeoutError", "NotebookTimeout"):
+        text = str(first.get("evalue", "")) if first.get("ename") == "NotebookTimeout" else ""
+        return {
+            **out,
+            "status": statuses.TIMEOUT,
+            "summary": text or "the cell ran past the time limit and was interrupted",
+        }
+    if grading_text and "integrity" in grading_text:
+        return {**out, "status": statuses.INTEGRITY, "summary": grading_text}
+    if first is not None:
+        text = _error_text(first)
+        if first.get("ename") == "NameError":
+            summary = f"not run: {text}" + (f"; {earlier}" if earlier else "")
+            return {**out, "status": statuses.NOT_RUN, "summary": summary}
+        if grading_text and not no_result:
+            return {**out, "status": statuses.FAILED, "summary": f"{grading_text}\n{text}"}
+        line = student_line(nb, first)
+        if first.get("ename") == "AssertionError" and line is None:
+            summary = text + ("\n(the hidden tests did not run)" if no_result else "")
+            return {**out, "status": statuses.FAILED, "summary": summary}
+        summary = text + (f"\n  raised in your {line}" if line else "")
+        return {**out, "status": statuses.ERROR, "summary": summary}
+    if public and not grading_text:
+        return {**out, "status": statuses.FAILED, "summary": public}
+    if grading_text:
+        summary = grading_text + (f"\n{public}" if public else "")
+        return {**out, "status": statuses.FAILED, "summary": summary}
+    if streams:
+        return {
+            **out,
+            "status": statuses.FAILED,
+            "summary": "wrote to stderr: " + "".join(streams)[:300],
+        }
+    return {**out, "status": statuses.FAILED, "summary": None}
 
 
 def _timed_out(files: dict) -> bool:
@@ -462,7 +708,9 @@ def result_to_json(result: GradingResult) -> dict:
 
 
 def result_from_json(data: dict) -> GradingResult:
-    """Inverse of :func:`result_to_json`."""
-    data = dict(data)
+    """Inverse of :func:`result_to_json` (fields a newer coursekit added are ignored)."""
+
+    known = {f.name for f in fields(GradingResult)}
+    data = {k: v for k, v in data.items() if k in known}
     data["files"] = {k: base64.b64decode(v) for k, v in data.get("files", {}).items()}
     return GradingResult(**data)

@@ -7,6 +7,11 @@ commit), then every field ``nbgrader autograde`` writes is set (submission times
 late-submission penalty, ``auto_score`` and ``needs_manual_grade`` of every grade,
 ``auto_comment`` of every comment), then the transaction commits. Manual scores and extra
 credit are never touched. Importing the same result twice leaves the same gradebook.
+
+nbgrader's own autograde marks a cell that has a manual score as needing grading again
+whenever it grades the notebook again. With ``keep_manual=True`` (the submission did not
+change since it was graded by hand, e.g. ``coursekit grade --force``) a TA's grade stands:
+such a cell keeps ``needs_manual_grade`` as the TA left it.
 """
 
 from __future__ import annotations
@@ -56,8 +61,12 @@ class GradebookWriter:
         except MissingEntry:
             return False
 
-    def import_result(self, result: GradingResult) -> None:
-        """Write ``result`` into the gradebook in a single transaction."""
+    def import_result(self, result: GradingResult, keep_manual: bool = False) -> None:
+        """Write ``result`` into the gradebook in a single transaction.
+
+        ``keep_manual``: the submission is the one a TA graded; cells with a manual score
+        keep their ``needs_manual_grade``.
+        """
         from nbgrader import utils
         from nbgrader.api import Student
 
@@ -82,7 +91,8 @@ class GradebookWriter:
                         values = data["grades"].get(grade.name)
                         if values is not None:
                             grade.auto_score = values["auto_score"]
-                            grade.needs_manual_grade = values["needs_manual_grade"]
+                            if not (keep_manual and grade.manual_score is not None):
+                                grade.needs_manual_grade = values["needs_manual_grade"]
                     for comment in notebook.comments:
                         if comment.name in data["comments"]:
                             comment.auto_comment = data["comments"][comment.name]

@@ -6,6 +6,11 @@ with write-to-temporary, ``fsync`` and ``rename``, so after Ctrl-C, a crash or a
 a file is either complete or absent. A second small marker file records that the result
 was imported into the gradebook; a result without its marker is imported again on the
 next run (imports are idempotent, so nothing is counted twice).
+
+A ``--force`` run leaves a third file, ``.force.json`` (when it started and whom it
+regrades), until every one of those students has a result graded after it started: a run
+stopped half-way is finished by a plain rerun, which regrades exactly the students the
+forced run did not reach.
 """
 
 from __future__ import annotations
@@ -66,12 +71,41 @@ class Journal:
         except OSError:
             return False
 
+    # -- an unfinished --force run -----------------------------------------------------------
+    @property
+    def _force_path(self) -> Path:
+        return self.directory / ".force.json"
+
+    def start_force(self, students: list[str], started: str) -> None:
+        """Record that a forced run started at ``started`` (UTC, ISO) regrades ``students``."""
+        pending = self.force_pending()
+        if pending is not None:  # an earlier forced run that did not finish: keep its students
+            students = sorted(set(students) | set(pending["students"]))
+            started = min(started, pending["started"])
+        data = {"started": started, "students": sorted(students)}
+        write_atomic(self._force_path, json.dumps(data).encode("utf-8"))
+
+    def force_pending(self) -> dict | None:
+        """``{"started", "students"}`` of a forced run that did not finish, or ``None``."""
+        try:
+            data = json.loads(self._force_path.read_text("utf-8"))
+        except (OSError, ValueError):
+            return None
+        if not isinstance(data, dict) or not isinstance(data.get("students"), list):
+            return None
+        return data
+
+    def finish_force(self) -> None:
+        self._force_path.unlink(missing_ok=True)
+
     def results(self) -> list[GradingResult]:
         """Every recorded result, sorted by student."""
         if not self.directory.is_dir():
             return []
         out = []
         for path in sorted(self.directory.glob("*.json")):
+            if path.name.startswith("."):
+                continue
             try:
                 out.append(result_from_json(json.loads(path.read_text("utf-8"))))
             except (OSError, ValueError, TypeError):
