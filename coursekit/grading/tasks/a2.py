@@ -57,6 +57,34 @@ def _divide_by_h(f, x, h=1e-5):
     return 2.0 * gradcheck.numerical_gradient(f, x, h)
 
 
+def _not_restored(f, x, h=1e-5):
+    grad = np.zeros_like(x)
+    for idx in np.ndindex(x.shape):
+        saved = x[idx]
+        x[idx] = saved + h
+        f_plus = f(x)
+        x[idx] = saved - h
+        grad[idx] = (f_plus - f(x)) / (2 * h)
+    return grad
+
+
+def _whole_rows(f, x, h=1e-5):
+    grad = np.zeros_like(x)
+    for i in range(x.shape[0]):
+        saved = x[i].copy()
+        x[i] = saved + h
+        f_plus = f(x)
+        x[i] = saved - h
+        f_minus = f(x)
+        x[i] = saved
+        grad[i] = (f_plus - f_minus) / (2 * h)
+    return grad
+
+
+def _fixed_step(f, x, h=1e-5):
+    return gradcheck.numerical_gradient(f, x, 1e-5)
+
+
 register(
     Task(
         name="a2.numerical_gradient",
@@ -75,6 +103,17 @@ register(
                 "is twice the gradient: the centered difference divides by 2h, not h",
                 _divide_by_h,
             ),
+            Mistake(
+                "x is left changed after the call: put every entry back (x[idx] = saved) after "
+                "evaluating f(x - h), the caller's array must come out as it went in",
+                _not_restored,
+            ),
+            Mistake(
+                "matches perturbing a whole ROW of x at once (a loop over the first axis): loop "
+                "over every entry, e.g. with np.ndindex(x.shape)",
+                _whole_rows,
+            ),
+            Mistake("matches a step of 1e-5 whatever h is: use the argument h", _fixed_step),
         ),
         description="centered-difference gradient of a scalar function",
         library_functions=("coursekit.gradcheck.numerical_gradient",),
@@ -102,6 +141,19 @@ def _without_dout(f, x, dout, h=1e-5):
     return gradcheck.numerical_gradient(lambda z: np.sum(f(z)), x, h)
 
 
+def _output_not_copied(f, x, dout, h=1e-5):
+    grad = np.zeros_like(x)
+    for idx in np.ndindex(x.shape):
+        saved = x[idx]
+        x[idx] = saved + h
+        out_plus = f(x)
+        x[idx] = saved - h
+        out_minus = f(x)
+        x[idx] = saved
+        grad[idx] = np.sum((out_plus - out_minus) * dout) / (2 * h)
+    return grad
+
+
 register(
     Task(
         name="a2.numerical_gradient_array",
@@ -121,6 +173,11 @@ register(
                 lambda f, x, dout, h=1e-5: _forward_difference(
                     lambda z: float(np.sum(f(z) * dout)), x, h
                 ),
+            ),
+            Mistake(
+                "matches keeping f(x + h) without a copy: when f returns a view of x, that "
+                "array changes when x does; store np.array(f(x), copy=True)",
+                _output_not_copied,
             ),
         ),
         description="centered-difference vector-Jacobian product of an array function",
@@ -171,6 +228,20 @@ register(
             Mistake(
                 "matches a denominator without absolute values: use |x| + |y|",
                 lambda x, y: np.max(np.abs(x - y) / np.maximum(1e-8, x + y)),
+            ),
+            Mistake(
+                "NaN where x and y are both 0: 0 / 0. Floor the denominator: max(1e-8, |x| + |y|)",
+                lambda x, y: np.max(np.abs(x - y) / (np.abs(x) + np.abs(y))),
+            ),
+            Mistake(
+                "matches dividing by |x| only: the relative error is symmetric, divide by "
+                "max(1e-8, |x| + |y|)",
+                lambda x, y: np.max(np.abs(x - y) / np.maximum(1e-8, np.abs(x))),
+            ),
+            Mistake(
+                "returns the array of entrywise ratios: the relative error is ONE number, their "
+                "maximum",
+                lambda x, y: np.abs(x - y) / np.maximum(1e-8, np.abs(x) + np.abs(y)),
             ),
         ),
         description="max entrywise |x - y| / max(1e-8, |x| + |y|)",
@@ -240,6 +311,11 @@ def _affine_backward_mean_db(dout, cache):
     return dx, dw, dout.mean(axis=0)
 
 
+def _affine_backward_dw_transposed(dout, cache):
+    dx, dw, db = layers.affine_backward(dout, cache)
+    return dx, dw.T, db
+
+
 def _affine_backward_flat_dx(dout, cache):
     _, w, _ = cache
     _, dw, db = layers.affine_backward(dout, cache)
@@ -263,6 +339,10 @@ register(
             Mistake(
                 "dx has the flattened shape (N, D): reshape it back to the shape of x",
                 (layers.affine_forward, _affine_backward_flat_dx),
+            ),
+            Mistake(
+                "dw has the transposed shape (M, D): dw = x.T @ dout has the shape of w",
+                (layers.affine_forward, _affine_backward_dw_transposed),
             ),
         ),
         description="affine backward pass: (out, dx, dw, db)",
@@ -347,6 +427,10 @@ register(
                 "dx matches dout * x * (1 - x) with the INPUT x: the formula uses the output s",
                 (_sigmoid_of_input, activations.sigmoid_backward),
             ),
+            Mistake(
+                "dx matches dout * (1 - s): the derivative of the sigmoid is s * (1 - s)",
+                (activations.sigmoid_forward, lambda dout, s: dout * (1 - s)),
+            ),
         ),
         description="sigmoid forward and backward: (out, dx)",
         library_functions=(
@@ -417,6 +501,32 @@ def _naive_softmax_loss(scores, y):
     return loss, p / n
 
 
+def _log_softmax_without_shift(scores, y):
+    n = len(y)
+    log_probs = scores - np.log(np.exp(scores).sum(axis=1, keepdims=True))
+    dscores = np.exp(log_probs)
+    dscores[np.arange(n), y] -= 1.0
+    return -log_probs[np.arange(n), y].mean(), dscores / n
+
+
+def _gradient_not_averaged(scores, y):
+    loss, dscores = losses.softmax_loss(scores, y)
+    return loss, dscores * len(y)
+
+
+def _loss_not_averaged(scores, y):
+    loss, dscores = losses.softmax_loss(scores, y)
+    return loss * len(y), dscores
+
+
+def _minus_one_in_columns(scores, y):
+    loss, _ = losses.softmax_loss(scores, y)
+    shifted = scores - scores.max(axis=1, keepdims=True)
+    dscores = np.exp(shifted) / np.exp(shifted).sum(axis=1, keepdims=True)
+    dscores[:, y] -= 1.0
+    return loss, dscores / len(y)
+
+
 def _no_minus_one(scores, y):
     loss, _ = losses.softmax_loss(scores, y)
     shifted = scores - scores.max(axis=1, keepdims=True)
@@ -443,6 +553,26 @@ register(
             Mistake(
                 "dscores matches softmax / N without subtracting 1 at the correct class",
                 _no_minus_one,
+            ),
+            Mistake(
+                "matches the log-softmax without subtracting the row maximum: exp overflows "
+                "for large logits (inf or NaN); subtract each row's maximum first",
+                _log_softmax_without_shift,
+            ),
+            Mistake(
+                "the loss is right but dscores is N times too large: divide the gradient by "
+                "the batch size too",
+                _gradient_not_averaged,
+            ),
+            Mistake(
+                "the gradient is right but the loss is N times too large: average the loss "
+                "over the batch (mean, not sum)",
+                _loss_not_averaged,
+            ),
+            Mistake(
+                "matches dscores[:, y] -= 1, which subtracts 1 in EVERY row at every label of "
+                "the batch; index one entry per row: dscores[np.arange(N), y] -= 1",
+                _minus_one_in_columns,
             ),
         ),
         description="softmax cross-entropy averaged over the batch, and its gradient",
@@ -505,6 +635,18 @@ def _reg_on_biases(X, y, params, reg=0.0):
     return loss, {**grads, "b1": grads["b1"] + reg * b1, "b2": grads["b2"] + reg * b2}
 
 
+def _identity_relu_backward(X, y, params, reg=0.0):
+    h, cache1 = layers.affine_forward(X, params["W1"], params["b1"])
+    a, _ = activations.relu_forward(h)
+    scores, cache2 = layers.affine_forward(a, params["W2"], params["b2"])
+    data_loss, dscores = losses.softmax_loss(scores, y)
+    W1, W2 = params["W1"], params["W2"]
+    loss = data_loss + 0.5 * reg * (np.sum(W1 * W1) + np.sum(W2 * W2))
+    da, dW2, db2 = layers.affine_backward(dscores, cache2)
+    _, dW1, db1 = layers.affine_backward(da, cache1)
+    return loss, {"W1": dW1 + reg * W1, "b1": db1, "W2": dW2 + reg * W2, "b2": db2}
+
+
 def _reg_without_half(X, y, params, reg=0.0):
     loss, grads = two_layer_loss_reference(X, y, params, reg)
     W1, W2 = params["W1"], params["W2"]
@@ -529,6 +671,11 @@ register(
                 "the loss matches reg * (|W1|^2 + |W2|^2) without the factor 0.5 (the gradient "
                 "reg * W belongs to the penalty 0.5 * reg * |W|^2)",
                 _reg_without_half,
+            ),
+            Mistake(
+                "dW1 and db1 match backpropagating through the ReLU as if it were the identity: "
+                "multiply by the ReLU's gradient (relu_backward) before the first layer",
+                _identity_relu_backward,
             ),
         ),
         description="loss and gradients of affine-ReLU-affine-softmax with L2 penalty",
@@ -568,6 +715,16 @@ def _planted_bug(dout, cache):
     return dout * gamma, np.sum(dout * out, axis=0), np.sum(dout, axis=0)
 
 
+def _dbeta_mean(dout, cache):
+    dx, dgamma, dbeta = scale_shift_backward(dout, cache)
+    return dx, dgamma, dbeta / dout.shape[0]
+
+
+def _dgamma_over_features(dout, cache):
+    x, gamma, _ = cache
+    return dout * gamma, np.sum(dout * x, axis=1), np.sum(dout, axis=0)
+
+
 register(
     Task(
         name="a2.scale_shift_backward",
@@ -581,6 +738,16 @@ register(
                 "matches the provided backward with its bug still in it: run the gradient check "
                 "and look at which gradient has a large relative error",
                 (scale_shift_forward, _planted_bug),
+            ),
+            Mistake(
+                "dbeta matches the MEAN of dout over the batch: beta is added to every row, so "
+                "its gradient is the SUM over rows (and dbeta was not the planted bug)",
+                (scale_shift_forward, _dbeta_mean),
+            ),
+            Mistake(
+                "dgamma matches summing over the FEATURES (axis=1): gamma has one entry per "
+                "feature, sum over the batch (axis=0)",
+                (scale_shift_forward, _dgamma_over_features),
             ),
         ),
         description="the corrected backward pass of the scale-and-shift layer",
