@@ -165,3 +165,107 @@ MISTAKES = [
         description="the cosine after the warmup does not start from its own step 0",
     ),
 ]
+
+# Written for issue 15: signs, ignored arguments, state that is not carried, in-place updates.
+MISTAKES += [
+    Mutation(
+        name="momentum_buffer_sign",
+        cell="sgd",
+        old="buf = g.copy() if buf is None else momentum * buf + g",
+        new="buf = g.copy() if buf is None else g - momentum * buf",
+        tests=("test_sgd_momentum",),
+        description="subtracts the old buffer: the momentum pulls backwards",
+    ),
+    Mutation(
+        name="nesterov_with_old_buffer",
+        cell="sgd",
+        old="buf = g.copy() if buf is None else momentum * buf + g\n"
+        "    direction = g + momentum * buf if nesterov else buf",
+        new="old_buf = np.zeros_like(g) if buf is None else buf\n"
+        "    buf = g.copy() if buf is None else momentum * buf + g\n"
+        "    direction = g + momentum * old_buf if nesterov else buf",
+        tests=("test_nesterov",),
+        description="the Nesterov look-ahead uses the buffer from before this step",
+    ),
+    Mutation(
+        name="sgd_updates_param_in_place",
+        cell="sgd",
+        old="new_param = param - lr * direction",
+        new="param -= lr * direction\n    new_param = param",
+        tests=("test_sgd_momentum",),
+        description="updates the caller's parameter array in place",
+    ),
+    Mutation(
+        name="adagrad_weight_decay_ignored",
+        cell="adagrad_rmsprop",
+        old="g = grad + weight_decay * param\n    total = ",
+        new="g = grad\n    total = ",
+        tests=("test_adagrad",),
+        description="AdaGrad accepts weight_decay but never uses it",
+    ),
+    Mutation(
+        name="rmsprop_average_not_carried",
+        cell="adagrad_rmsprop",
+        old='alpha * state.get("square_avg", 0.0)',
+        new="alpha * 0.0",
+        tests=("test_rmsprop",),
+        description="the running average of squares restarts at every step",
+    ),
+    Mutation(
+        name="adam_betas_swapped",
+        cell="adam_adamw",
+        old="beta1, beta2 = betas",
+        new="beta2, beta1 = betas",
+        tests=("test_adam",),
+        description="unpacks betas in the wrong order",
+    ),
+    Mutation(
+        name="adam_step_not_stored",
+        cell="adam_adamw",
+        old='step = state.get("step", 0) + 1',
+        new="step = 1",
+        tests=("test_adam",),
+        description="the step counter is 1 at every call: the bias correction never fades",
+    ),
+    Mutation(
+        name="adam_eps_ignored",
+        cell="adam_adamw",
+        old="(np.sqrt(v_hat) + eps)",
+        new="(np.sqrt(v_hat) + 1e-8)",
+        tests=("test_adam",),
+        description="hard-codes eps = 1e-8 and ignores the argument",
+    ),
+    Mutation(
+        name="adamw_decays_twice",
+        cell="adam_adamw",
+        old="return adam(decayed, grad, state, lr=lr, betas=betas, eps=eps)",
+        new="return adam(decayed, grad, state, lr=lr, betas=betas, eps=eps, "
+        "weight_decay=weight_decay)",
+        tests=("test_adamw",),
+        description="decays the weights AND passes weight_decay on to Adam as L2",
+    ),
+    Mutation(
+        name="step_lr_gamma_ignored",
+        cell="schedules",
+        old="return base_lr * gamma ** (step // step_size)",
+        new="return base_lr * 0.1 ** (step // step_size)",
+        tests=("test_schedules",),
+        description="always decays by 0.1, whatever gamma is",
+    ),
+    Mutation(
+        name="cosine_ignores_eta_min",
+        cell="schedules",
+        old="return eta_min + 0.5 * (base_lr - eta_min) * (1 + math.cos(math.pi * step / T_max))",
+        new="return 0.5 * base_lr * (1 + math.cos(math.pi * step / T_max))",
+        tests=("test_schedules",),
+        description="anneals to 0 whatever eta_min is",
+    ),
+    Mutation(
+        name="warmup_ramp_one_step_ahead",
+        cell="schedules",
+        old="return base_lr * step / warmup_steps",
+        new="return base_lr * (step + 1) / warmup_steps",
+        tests=("test_schedules",),
+        description="the ramp starts at base_lr / warmup_steps instead of 0",
+    ),
+]

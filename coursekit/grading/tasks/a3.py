@@ -223,6 +223,26 @@ def _nesterov_ignored(param, grad, state, *, lr, momentum=0.9, weight_decay=0.0,
     return sgd(param, grad, state, lr=lr, momentum=momentum, weight_decay=weight_decay)
 
 
+def _sgd_decay_ignored(param, grad, state, *, lr, momentum=0.9, weight_decay=0.0, nesterov=False):
+    return sgd(param, grad, state, lr=lr, momentum=momentum, nesterov=nesterov)
+
+
+def _sgd_buffer_sign(param, grad, state, *, lr, momentum=0.9, weight_decay=0.0, nesterov=False):
+    g = grad + weight_decay * param
+    buf = state.get("momentum_buffer")
+    buf = g.copy() if buf is None else g - momentum * buf
+    d = g + momentum * buf if nesterov else buf
+    return param - lr * d, {"momentum_buffer": buf}
+
+
+def _nesterov_old_buffer(param, grad, state, *, lr, momentum=0.9, weight_decay=0.0, nesterov=False):
+    g = grad + weight_decay * param
+    old = state.get("momentum_buffer")
+    buf = g.copy() if old is None else momentum * old + g
+    d = g + momentum * (np.zeros_like(g) if old is None else old) if nesterov else buf
+    return param - lr * d, {"momentum_buffer": buf}
+
+
 _MOMENTUM_MISTAKES = (
     Mistake(
         "matches momentum written as an exponential moving average, b = μ·b + (1 − μ)·g: "
@@ -239,6 +259,20 @@ _MOMENTUM_MISTAKES = (
         "weight decay was applied to the parameter after the momentum step: PyTorch adds "
         "weight_decay * param to the gradient *before* it enters the momentum buffer.",
         _sgd_decay_after_momentum,
+    ),
+    Mistake(
+        "matches SGD without weight decay: weight_decay was accepted but never used; add "
+        "weight_decay * param to the gradient.",
+        _sgd_decay_ignored,
+    ),
+    Mistake(
+        "matches a buffer that SUBTRACTS the old one, b = g − μ·b: momentum adds it, b = μ·b + g.",
+        _sgd_buffer_sign,
+    ),
+    Mistake(
+        "matches a Nesterov step with the buffer from BEFORE this step: update the buffer "
+        "first, then step along g + μ·b with the new b.",
+        _nesterov_old_buffer,
     ),
 )
 
@@ -259,6 +293,18 @@ def _adagrad_eps_inside(param, grad, state, *, lr=1e-2, weight_decay=0.0, eps=1e
     return param - lr * g / np.sqrt(total + eps), {"sum": total}
 
 
+def _adagrad_decay_ignored(param, grad, state, *, lr=1e-2, weight_decay=0.0, eps=1e-10):
+    return adagrad(param, grad, state, lr=lr, eps=eps)
+
+
+def _rmsprop_decay_ignored(param, grad, state, *, lr=1e-2, alpha=0.99, eps=1e-8, weight_decay=0.0):
+    return rmsprop(param, grad, state, lr=lr, alpha=alpha, eps=eps)
+
+
+def _rmsprop_no_memory(param, grad, state, *, lr=1e-2, alpha=0.99, eps=1e-8, weight_decay=0.0):
+    return rmsprop(param, grad, {}, lr=lr, alpha=alpha, eps=eps, weight_decay=weight_decay)
+
+
 def _rmsprop_no_sqrt(param, grad, state, *, lr=1e-2, alpha=0.99, eps=1e-8, weight_decay=0.0):
     g = grad + weight_decay * param
     v = alpha * state.get("square_avg", 0.0) + (1 - alpha) * g * g
@@ -277,10 +323,21 @@ def _rmsprop_no_leak(param, grad, state, *, lr=1e-2, alpha=0.99, eps=1e-8, weigh
     return param - lr * g / (np.sqrt(v) + eps), {"square_avg": v}
 
 
-def _adam_variant(*, correct_m=True, correct_v=True, shift=0, decoupled=False, eps_inside=False):
+def _adam_variant(
+    *,
+    correct_m=True,
+    correct_v=True,
+    shift=0,
+    decoupled=False,
+    eps_inside=False,
+    swap_betas=False,
+    first_step_only=False,
+    fixed_eps=None,
+):
     def rule(param, grad, state, *, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0):
-        b1, b2 = betas
-        t = state.get("step", 0) + 1
+        b1, b2 = betas[::-1] if swap_betas else betas
+        eps = eps if fixed_eps is None else fixed_eps
+        t = 1 if first_step_only else state.get("step", 0) + 1
         if decoupled:
             param = param * (1 - lr * weight_decay)
             g = grad
@@ -307,6 +364,20 @@ def _adamw_decay_without_lr(
 ):
     p, new_state = adam(param, grad, state, lr=lr, betas=betas, eps=eps)
     return p - weight_decay * param, new_state
+
+
+def _adamw_decay_twice(
+    param, grad, state, *, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=1e-2
+):
+    return adam(
+        param * (1 - lr * weight_decay),
+        grad,
+        state,
+        lr=lr,
+        betas=betas,
+        eps=eps,
+        weight_decay=weight_decay,
+    )
 
 
 def _adamw_decay_after_step(
@@ -343,6 +414,19 @@ _ADAM_COMMON_MISTAKES = (
     Mistake(
         "eps was added inside the square root: PyTorch divides by sqrt(v_hat) + eps.",
         _adam_variant(eps_inside=True),
+    ),
+    Mistake(
+        "matches Adam with β1 and β2 swapped: betas = (β1, β2) = (decay of m, decay of v).",
+        _adam_variant(swap_betas=True),
+    ),
+    Mistake(
+        "matches a step counter that stays at 1: store t in state and increment it at every "
+        "call, or the bias correction never fades.",
+        _adam_variant(first_step_only=True),
+    ),
+    Mistake(
+        "matches eps = 1e-8 whatever eps is passed: use the argument eps.",
+        _adam_variant(fixed_eps=1e-8),
     ),
 )
 
@@ -401,6 +485,11 @@ register(
             Mistake(
                 "eps was added inside the square root: use sqrt(sum) + eps.", _adagrad_eps_inside
             ),
+            Mistake(
+                "matches AdaGrad without weight decay: weight_decay was accepted but never "
+                "used; add weight_decay * param to the gradient.",
+                _adagrad_decay_ignored,
+            ),
         ),
         library_functions=("coursekit.optim.functional.adagrad", "coursekit.optim.Adagrad"),
     )
@@ -428,6 +517,16 @@ register(
                 "the squared gradients are summed without decaying the old average (that is "
                 "AdaGrad's accumulation): multiply the old average by alpha.",
                 _rmsprop_no_leak,
+            ),
+            Mistake(
+                "the average of squared gradients restarts at every step: keep it in state "
+                "and return that state.",
+                _rmsprop_no_memory,
+            ),
+            Mistake(
+                "matches RMSProp without weight decay: weight_decay was accepted but never "
+                "used; add weight_decay * param to the gradient.",
+                _rmsprop_decay_ignored,
             ),
         ),
         library_functions=("coursekit.optim.functional.rmsprop", "coursekit.optim.RMSprop"),
@@ -477,6 +576,11 @@ register(
                 "first, then takes the Adam step.",
                 _adamw_decay_after_step,
             ),
+            Mistake(
+                "the weights are decayed twice: shrinking by (1 - lr * weight_decay) AND adding "
+                "weight_decay * param to the gradient; AdamW does only the first.",
+                _adamw_decay_twice,
+            ),
             *_ADAM_COMMON_MISTAKES,
         ),
         library_functions=("coursekit.optim.functional.adamw", "coursekit.optim.AdamW"),
@@ -508,6 +612,10 @@ def _run_schedule(fn, case: Case):
 
 def _step_lr_continuous(step, base_lr, step_size, gamma=0.1):
     return base_lr * gamma ** (step / step_size)
+
+
+def _step_lr_fixed_gamma(step, base_lr, step_size, gamma=0.1):
+    return base_lr * 0.1 ** (step // step_size)
 
 
 def _step_lr_early(step, base_lr, step_size, gamma=0.1):
@@ -562,6 +670,10 @@ register(
             Mistake(
                 "each drop happens one step early: the first drop is at step == step_size.",
                 _step_lr_early,
+            ),
+            Mistake(
+                "the rate drops by 0.1 whatever gamma is: multiply by the argument gamma.",
+                _step_lr_fixed_gamma,
             ),
         ),
         library_functions=("coursekit.schedules.step_lr", "coursekit.schedules.StepLR"),
