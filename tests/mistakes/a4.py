@@ -156,3 +156,106 @@ MISTAKES = [
         description="one of LayerNorm's backward sums runs over the batch axis",
     ),
 ]
+
+# Written for issue 15: where randomness comes from, mask shapes, aliasing, running statistics
+# at test time, missing sums and the variance's ddof.
+MISTAKES += [
+    Mutation(
+        name="dropout_global_random_state",
+        cell="dropout",
+        old="keep = rng.random(x.shape) >= p",
+        new="keep = np.random.random(x.shape) >= p",
+        tests=("test_dropout_forward",),
+        description="draws the mask from numpy's global random state, ignoring rng",
+    ),
+    Mutation(
+        name="dropout_one_mask_per_feature",
+        cell="dropout",
+        old="keep = rng.random(x.shape) >= p",
+        new="keep = rng.random(x.shape[1]) >= p",
+        tests=("test_dropout_forward",),
+        description="one mask row broadcast over the batch: a feature is dropped for everyone",
+    ),
+    Mutation(
+        name="dropout_test_returns_the_input",
+        cell="dropout",
+        old='return x.copy(), {"mask": None, "p": p, "mode": mode}',
+        new='return x, {"mask": None, "p": p, "mode": mode}',
+        tests=("test_dropout_forward",),
+        description="test mode returns the input array itself: changing the output changes x",
+    ),
+    Mutation(
+        name="dropout_backward_scales_twice",
+        cell="dropout",
+        old='dx = dout * cache["mask"]',
+        new='dx = dout * cache["mask"] / (1.0 - cache["p"])',
+        tests=("test_dropout_backward",),
+        description="divides by 1 - p again although the stored mask already holds the factor",
+    ),
+    Mutation(
+        name="bn_running_stats_updated_in_test_mode",
+        cell="batchnorm_forward",
+        old='if mode == "train":\n        n = x.shape[0]\n        mean = x.mean(axis=0)\n'
+        "        var = x.var(axis=0)\n",
+        new="n = x.shape[0]\n    mean = x.mean(axis=0)\n    var = x.var(axis=0)\n"
+        '    if True:\n',
+        tests=("test_batchnorm_forward",),
+        description="ignores mode: batch statistics and a running-average update on every call",
+    ),
+    Mutation(
+        name="bn_running_mean_replaced",
+        cell="batchnorm_forward",
+        old="running_mean *= 1 - momentum\n        running_mean += momentum * mean",
+        new="running_mean[:] = mean",
+        tests=("test_batchnorm_forward",),
+        description="the running mean is the last batch's mean, not an average",
+    ),
+    Mutation(
+        name="bn_no_scale_and_shift",
+        cell="batchnorm_forward",
+        old="out = gamma * xhat + beta",
+        new="out = xhat",
+        tests=("test_batchnorm_forward",),
+        description="forgets the learnable gamma and beta",
+    ),
+    Mutation(
+        name="bn_backward_dgamma_not_summed",
+        cell="batchnorm_backward",
+        old="dgamma = (dout * xhat).sum(axis=0)",
+        new="dgamma = dout * xhat",
+        tests=("test_batchnorm_backward",),
+        description="dgamma of shape (N, D): the sum over the batch is missing",
+    ),
+    Mutation(
+        name="bn_backward_alt_dbeta_mean",
+        cell="batchnorm_backward_alt",
+        old="dbeta = dout.sum(axis=0)",
+        new="dbeta = dout.mean(axis=0)",
+        tests=("test_batchnorm_backward_alt",),
+        description="averages dbeta over the batch (and reuses it in dx)",
+    ),
+    Mutation(
+        name="ln_unbiased_variance",
+        cell="layernorm",
+        old="x.var(axis=1, keepdims=True)",
+        new="x.var(axis=1, ddof=1, keepdims=True)",
+        tests=("test_layernorm",),
+        description="normalizes each row with the unbiased variance",
+    ),
+    Mutation(
+        name="ln_mean_without_keepdims",
+        cell="layernorm",
+        old="mean = x.mean(axis=1, keepdims=True)",
+        new="mean = x.mean(axis=1)",
+        tests=("test_layernorm",),
+        description="(N, D) - (N,) lines the row means up with the columns",
+    ),
+    Mutation(
+        name="ln_backward_dgamma_over_features",
+        cell="layernorm",
+        old="dgamma = (dout * xhat).sum(axis=0)",
+        new="dgamma = (dout * xhat).sum(axis=1)",
+        tests=("test_layernorm",),
+        description="copies the normalization axis into dgamma: one value per sample",
+    ),
+]

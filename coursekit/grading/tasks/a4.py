@@ -111,6 +111,22 @@ def _dropout_drop_at_test(x, p, *, mode, rng):
     return ref_dropout_forward(x, p, mode="train", rng=rng)
 
 
+def _dropout_global_random_state(x, p, *, mode, rng):
+    return ref_dropout_forward(x, p, mode=mode, rng=np.random.default_rng())
+
+
+def _dropout_mask_per_feature(x, p, *, mode, rng):
+    if mode == "test" or p == 0:
+        return x.copy(), {"mask": None, "p": p, "mode": mode}
+    mask = (rng.random(x.shape[1]) >= p) / (1.0 - p)
+    return x * mask, {"mask": mask, "p": p, "mode": mode}
+
+
+def _dropout_backward_twice(dout, cache):
+    dx = ref_dropout_backward(dout, cache)
+    return dx / (1.0 - cache["p"]) if cache["mode"] == "train" else dx
+
+
 def _dropout_backward_no_rescale(dout, cache):
     dx = ref_dropout_backward(dout, cache)
     return dx * (1.0 - cache["p"]) if cache["mode"] == "train" else dx
@@ -149,6 +165,16 @@ register(
                 "units are dropped in test mode: test mode must return x unchanged.",
                 _dropout_drop_at_test,
             ),
+            Mistake(
+                "the same rng seed gave two different masks: draw the mask from the rng "
+                "argument (rng.random(x.shape)), not from np.random's global state.",
+                _dropout_global_random_state,
+            ),
+            Mistake(
+                "matches ONE mask per feature shared by the whole batch (a mask of shape "
+                "(D,)): draw an independent mask entry for every unit, rng.random(x.shape).",
+                _dropout_mask_per_feature,
+            ),
         ),
         library_functions=(
             "coursekit.dropout.dropout_forward",
@@ -176,6 +202,11 @@ register(
                 "the gradient passes through unchanged: in train mode the dropped units "
                 "received no input, so their gradient is 0.",
                 _dropout_backward_pass_through,
+            ),
+            Mistake(
+                "the gradient is scaled by 1/(1-p) twice: the stored mask already holds the "
+                "factor, so dx = dout * mask.",
+                _dropout_backward_twice,
             ),
         ),
         library_functions=(
@@ -273,6 +304,45 @@ def _bn_batch_stats_at_test(x, gamma, beta, rm, rv, *, mode, momentum=0.1, eps=1
     return batchnorm_forward(x, gamma, beta, rm, rv, mode=mode, momentum=momentum, eps=eps)
 
 
+def _bn_unbiased_everywhere(x, gamma, beta, rm, rv, *, mode, momentum=0.1, eps=1e-5):
+    if mode != "train":
+        return batchnorm_forward(x, gamma, beta, rm, rv, mode=mode, momentum=momentum, eps=eps)
+    n = x.shape[0]
+    mean, var = x.mean(axis=0), x.var(axis=0, ddof=1)
+    rm *= 1 - momentum
+    rm += momentum * mean
+    rv *= 1 - momentum
+    rv += momentum * var * n / (n - 1)
+    xhat = (x - mean) / np.sqrt(var + eps)
+    return gamma * xhat + beta, None
+
+
+def _bn_mode_ignored(x, gamma, beta, rm, rv, *, mode, momentum=0.1, eps=1e-5):
+    return batchnorm_forward(x, gamma, beta, rm, rv, mode="train", momentum=momentum, eps=eps)
+
+
+def _bn_batch_stats_unless_single(x, gamma, beta, rm, rv, *, mode, momentum=0.1, eps=1e-5):
+    mode = "train" if x.shape[0] > 1 else mode
+    return batchnorm_forward(x, gamma, beta, rm, rv, mode=mode, momentum=momentum, eps=eps)
+
+
+def _bn_running_mean_replaced(x, gamma, beta, rm, rv, *, mode, momentum=0.1, eps=1e-5):
+    def update(rm0, rv0, x, m):
+        n = x.shape[0]
+        return x.mean(axis=0), (1 - m) * rv0 + m * x.var(axis=0) * n / (n - 1)
+
+    return _bn_forward_with_running(
+        x, gamma, beta, rm, rv, mode=mode, momentum=momentum, eps=eps, update=update
+    )
+
+
+def _bn_without_affine(x, gamma, beta, rm, rv, *, mode, momentum=0.1, eps=1e-5):
+    d = x.shape[1]
+    return batchnorm_forward(
+        x, np.ones(d), np.zeros(d), rm, rv, mode=mode, momentum=momentum, eps=eps
+    )
+
+
 def _bn_eps_outside_sqrt(x, gamma, beta, rm, rv, *, mode, momentum=0.1, eps=1e-5):
     out, cache = batchnorm_forward(x, gamma, beta, rm, rv, mode=mode, momentum=momentum, eps=eps)
     var = x.var(axis=0) if mode == "train" else rv
@@ -339,6 +409,31 @@ register(
                 "the statistics were taken over each sample's features (axis=1): BatchNorm "
                 "takes them per feature, over the batch (axis=0).",
                 _bn_feature_axis,
+            ),
+            Mistake(
+                "the batch was normalized with the unbiased variance (ddof=1), and running_var "
+                "then corrected it a second time: normalize with the biased variance (divide "
+                "by N) and average var * N / (N - 1) into running_var.",
+                _bn_unbiased_everywhere,
+            ),
+            Mistake(
+                "matches ignoring mode: test mode must normalize with the running averages and "
+                "leave them unchanged, not use the batch's statistics and update them.",
+                _bn_mode_ignored,
+            ),
+            Mistake(
+                "test mode used the statistics of the test batch (and updated the running "
+                "averages): with mode='test' use running_mean and running_var, whatever N is.",
+                _bn_batch_stats_unless_single,
+            ),
+            Mistake(
+                "running_mean is the last batch's mean: average it, running = (1 - momentum) * "
+                "running + momentum * batch_mean.",
+                _bn_running_mean_replaced,
+            ),
+            Mistake(
+                "the output is xhat: apply the learnable scale and shift, gamma * xhat + beta.",
+                _bn_without_affine,
             ),
         ),
         library_functions=("coursekit.normalization.batchnorm_forward",),
@@ -432,7 +527,59 @@ def _bn_backward_mean_over_batch(dout, cache):
     return dx, dgamma / n, dbeta / n
 
 
+def _bn_backward_no_mean_path(dout, cache):
+    _, dgamma, dbeta = _ref_bn_backward(dout, cache)
+    dxhat = dout * cache["gamma"]
+    if cache["mode"] == "test":
+        return dxhat * cache["inv_std"], dgamma, dbeta
+    xhat, inv_std = cache["xhat"], cache["inv_std"]
+    return (dxhat - xhat * (dxhat * xhat).mean(axis=0)) * inv_std, dgamma, dbeta
+
+
+def _bn_backward_alt_without_n(dout, cache):
+    _, dgamma, dbeta = _ref_bn_backward(dout, cache)
+    if cache["mode"] == "test":
+        return dout * cache["gamma"] * cache["inv_std"], dgamma, dbeta
+    n = dout.shape[0]
+    xhat, gamma, inv_std = cache["xhat"], cache["gamma"], cache["inv_std"]
+    return (gamma * inv_std / n) * (dout - dbeta - xhat * dgamma), dgamma, dbeta
+
+
+def _bn_backward_dgamma_not_summed(dout, cache):
+    dx, _, dbeta = _ref_bn_backward(dout, cache)
+    return dx, dout * cache["xhat"], dbeta
+
+
+def _bn_backward_alt_mean_dbeta(dout, cache):
+    _, dgamma, _ = _ref_bn_backward(dout, cache)
+    dbeta = dout.mean(axis=0)
+    if cache["mode"] == "test":
+        return dout * cache["gamma"] * cache["inv_std"], dgamma, dbeta
+    n = dout.shape[0]
+    xhat, gamma, inv_std = cache["xhat"], cache["gamma"], cache["inv_std"]
+    return (gamma * inv_std / n) * (n * dout - dbeta - xhat * dgamma), dgamma, dbeta
+
+
 _BN_BACKWARD_MISTAKES = (
+    Mistake(
+        "dx includes the path through the variance but not the one through the mean: "
+        "every x_i also changes the batch mean, subtract the mean of dxhat.",
+        _bn_backward_no_mean_path,
+    ),
+    Mistake(
+        "matches the closed form without the factor N on dout: "
+        "dx = gamma * inv_std / N * (N * dout - sum(dout) - xhat * sum(dout * xhat)).",
+        _bn_backward_alt_without_n,
+    ),
+    Mistake(
+        "dgamma has shape (N, D): sum dout * xhat over the batch (axis=0).",
+        _bn_backward_dgamma_not_summed,
+    ),
+    Mistake(
+        "dbeta is the MEAN of dout over the batch: it is the sum, and the closed form for dx "
+        "needs that sum too.",
+        _bn_backward_alt_mean_dbeta,
+    ),
     Mistake(
         "dx treats the batch mean and variance as constants (dout * gamma / std): in train "
         "mode every x_i also changes the mean and the variance, and those paths add to dx.",
@@ -534,6 +681,28 @@ def _ln_backward_batchnorm_axes(dout, cache):
     return dx, dgamma, dbeta
 
 
+def _ln_unbiased(x, gamma, beta, eps=1e-5):
+    xhat = (x - x.mean(axis=1, keepdims=True)) / np.sqrt(x.var(axis=1, ddof=1, keepdims=True) + eps)
+    return gamma * xhat + beta, None
+
+
+def _ln_backward_one_sum_over_batch(dout, cache):
+    xhat, gamma, inv_std = cache["xhat"], cache["gamma"], cache["inv_std"]
+    _, dgamma, dbeta = _ref_ln_backward(dout, cache)
+    dxhat = dout * gamma
+    dx = inv_std * (
+        dxhat
+        - dxhat.mean(axis=0, keepdims=True)
+        - xhat * (dxhat * xhat).mean(axis=1, keepdims=True)
+    )
+    return dx, dgamma, dbeta
+
+
+def _ln_backward_dgamma_per_sample(dout, cache):
+    dx, _, dbeta = _ref_ln_backward(dout, cache)
+    return dx, (dout * cache["xhat"]).sum(axis=1), dbeta
+
+
 def _ln_backward_stats_constant(dout, cache):
     _, dgamma, dbeta = _ref_ln_backward(dout, cache)
     return dout * cache["gamma"] * cache["inv_std"], dgamma, dbeta
@@ -558,6 +727,11 @@ register(
                 "the output is xhat: apply the learnable scale and shift, gamma * xhat + beta.",
                 _ln_without_affine,
             ),
+            Mistake(
+                "each row was normalized with the unbiased variance (ddof=1): LayerNorm divides "
+                "by D, x.var(axis=1, keepdims=True).",
+                _ln_unbiased,
+            ),
         ),
         library_functions=("coursekit.normalization.layernorm_forward",),
     )
@@ -581,6 +755,16 @@ register(
             Mistake(
                 "dx treats each row's mean and variance as constants: they depend on x too.",
                 _ln_backward_stats_constant,
+            ),
+            Mistake(
+                "one of the means in dx runs over the batch (axis=0): every mean in "
+                "LayerNorm's backward is over a row's features (axis=1, keepdims=True).",
+                _ln_backward_one_sum_over_batch,
+            ),
+            Mistake(
+                "dgamma has one value per SAMPLE (summed over axis=1): gamma has one entry per "
+                "feature, so sum dout * xhat over the batch (axis=0).",
+                _ln_backward_dgamma_per_sample,
             ),
         ),
         library_functions=(
