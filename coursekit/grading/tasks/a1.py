@@ -48,6 +48,7 @@ def _broadcast_cases(rng):
         return tuple(int(d) for d in rng.integers(2, 6, size=k))
 
     base = dims(3)
+    many = dims(4)
     return [
         Case("same shape", (base, base)),
         Case("a size-1 axis stretches", ((base[0], 1, base[2]), base)),
@@ -56,7 +57,9 @@ def _broadcast_cases(rng):
         Case("both sides stretch", ((base[0], 1), (1, base[1]))),
         Case("incompatible sizes", ((base[0], base[1]), (base[0], base[1] + 1))),
         Case("incompatible after padding", ((base[2] + 1,), base)),
-        Case("many dimensions", ((1,) + dims(4), dims(1))),
+        Case("fewer dimensions on the right-hand side", (base, base[1:])),
+        # Compatible, and the shorter shape is the second one: its padding must be 1s too.
+        Case("many dimensions", ((1,) + many, (many[2], 1))),
         Case("zero-size axis", ((0, base[1]), (1, base[1]))),
     ]
 
@@ -135,7 +138,10 @@ def _standardize_cases(rng):
         Case("wide matrix", (rng.normal(-1.0, 0.5, size=(4, 7)),)),
         Case("square matrix", (rng.normal(5.0, 3.0, size=(5, 5)) * rng.uniform(1, 4, size=5),)),
         Case("two rows", (rng.normal(size=(2, 3)),)),
-        Case("large offsets", (rng.normal(1e4, 1.0, size=(6, 3)),)),
+        # Columns around 1e5 with spread 1: the one-pass variance mean(x**2) - mean(x)**2
+        # loses about 1e10 * eps ~ 2e-6 of it to cancellation; the two-pass formula stays
+        # within 1e5 * eps ~ 2e-11 of the exact answer.
+        Case("large offsets", (rng.normal(1e5, 1.0, size=(6, 3)),)),
     ]
 
 
@@ -144,8 +150,11 @@ register(
         name="a1.standardize_columns",
         reference=standardize_columns_reference,
         cases=_standardize_cases,
-        rtol=1e-7,
-        atol=1e-9,
+        # Two-pass (x - mean) / std is accurate to about 1e5 * eps relative on the "large
+        # offsets" case and to a few eps elsewhere: rtol 1e-9 keeps a 50x margin for any
+        # two-pass spelling and fails float32 (6e-8) and the one-pass variance (~1e-6).
+        rtol=1e-9,
+        atol=1e-10,
         mistakes=(
             Mistake(
                 "matches standardizing ROWS (axis=1) instead of columns",
@@ -178,6 +187,10 @@ def _distance_cases(rng):
     Y = rng.normal(size=(4, 5))
     Z = rng.normal(size=(6, 3))
     repeated = rng.normal(size=(5, 4))
+    # 30 points against the same points shuffled, norms about 8: the expansion
+    # |x|^2 + |y|^2 - 2 x.y comes out slightly NEGATIVE for several coincident pairs, so a
+    # no-loop version without the clamp at 0 returns NaN; the loop versions give exact 0.
+    same = 3.0 * rng.normal(size=(30, 8))
     return [
         Case("more test than training points", (X, Y)),
         Case("fewer test than training points", (Y, X)),
@@ -185,6 +198,7 @@ def _distance_cases(rng):
         Case("batch of 1", (X[:1], Y)),
         Case("one feature", (rng.normal(size=(3, 1)), rng.normal(size=(5, 1)))),
         Case("zero distance (repeated points)", (repeated, repeated[::-1].copy())),
+        Case("the same points in another order", (same, same[rng.permutation(30)])),
         Case(
             "integer-valued pixels",
             (
@@ -256,20 +270,31 @@ def _distance_mistakes():
     )
 
 
-# Any correct float64 formula must pass: the no-loop expansion loses about sqrt(eps)*||x|| on
-# coincident points, hence the absolute tolerance.
-for _name, _ref, _what in (
-    ("a1.distances_two_loops", ops.pairwise_distances_two_loops, "two Python loops"),
-    ("a1.distances_one_loop", ops.pairwise_distances_one_loop, "one loop over test points"),
-    ("a1.distances_no_loops", ops.pairwise_distances, "no Python loops"),
+# Tolerances sized to each formula. The loop versions subtract first, sqrt(sum((x - y)**2)):
+# every spelling (np.linalg.norm, einsum, math.sqrt) agrees to a few eps, coincident points
+# give exactly 0, so rtol = atol = 1e-12 (a float32 result, off by 6e-8, fails). The no-loop
+# expansion |x|^2 + |y|^2 - 2 x.y loses about sqrt(eps) * |x| ~ 3e-7 on the coincident
+# points of the cases (norms up to about 10), hence atol 1e-6 there; away from 0 it is
+# accurate to about eps * |x|^2 / d^2, so rtol 1e-9 (float32 on the pixel case, distances
+# about 60, is off by more than 1e-6 + 6e-8).
+for _name, _ref, _what, _rtol, _atol in (
+    ("a1.distances_two_loops", ops.pairwise_distances_two_loops, "two Python loops", 1e-12, 1e-12),
+    (
+        "a1.distances_one_loop",
+        ops.pairwise_distances_one_loop,
+        "one loop over test points",
+        1e-12,
+        1e-12,
+    ),
+    ("a1.distances_no_loops", ops.pairwise_distances, "no Python loops", 1e-9, 1e-6),
 ):
     register(
         Task(
             name=_name,
             reference=_ref,
             cases=_distance_cases,
-            rtol=1e-7,
-            atol=1e-6,
+            rtol=_rtol,
+            atol=_atol,
             mistakes=_distance_mistakes(),
             description=f"Euclidean distances between rows, {_what}",
             library_functions=(f"coursekit.ops.{_ref.__name__}",),
@@ -300,12 +325,19 @@ def _knn_cases(rng):
     tied_d = np.round(rng.uniform(0, 3, size=(6, 9)))  # many exactly equal distances
     tied_y = rng.integers(0, 3, size=9)
     d1, y1 = random_problem(1, 10, 3)
+    # Tie groups of about 12 at the smallest distance among 50 points, and a distinct label
+    # per point: only the documented rule (the smaller index wins, a stable sort or argmin)
+    # predicts every row; quicksort, heapsort or argpartition (whose order for ties depends
+    # on the numpy build and the CPU) miss several rows.
+    tie_groups = np.floor(rng.uniform(0, 4, size=(12, 50)))
+    distinct_labels = rng.permutation(50)
     return [
         Case("k = 1", (d, y), {"k": 1}),
         Case("k = 5", (d, y), {"k": 5}),
         Case("batch of 1", (d1, y1), {"k": 3}),
         Case("ties in the vote", (tied_votes_d, tied_votes_y), {"k": 4}),
         Case("ties in the distances", (tied_d, tied_y), {"k": 3}),
+        Case("large groups of tied distances", (tie_groups, distinct_labels), {"k": 1}),
         Case("k equals the number of training points", (d, y), {"k": 15}),
         Case("more test than training points", random_problem(12, 5, 2), {"k": 3}),
     ]
@@ -432,7 +464,9 @@ register(
         name="a1.softmax",
         reference=lambda x: ops.softmax(x, axis=1),
         cases=_logit_cases,
-        rtol=1e-7,
+        # exp(x - max) / sum: any stable spelling (through logsumexp, max over keepdims) agrees
+        # to about |x| * eps ~ 4e-12 relative on the 3e4 logits; a float32 result does not.
+        rtol=1e-10,
         atol=1e-12,
         mistakes=(
             Mistake(
@@ -479,8 +513,9 @@ register(
         name="a1.logsumexp",
         reference=lambda x: ops.logsumexp(x, axis=1),
         cases=_logit_cases,
-        rtol=1e-9,
-        atol=1e-9,
+        # m + log(sum(exp(x - m))): exact to a few eps of |m| in any stable spelling.
+        rtol=1e-11,
+        atol=1e-12,
         mistakes=(
             Mistake(
                 "matches log(sum(exp(x))) without the max shift: overflow for large logits",
