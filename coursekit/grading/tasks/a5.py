@@ -98,6 +98,29 @@ def _uniform_with_std_as_bound(std_of):
     return draw
 
 
+def _global_random_state(rule):
+    def draw(fan_in, fan_out, *, rng, **kwargs):
+        return rule(fan_in, fan_out, rng=np.random.default_rng(), **kwargs)
+
+    return draw
+
+
+def _transposed(rule):
+    def draw(fan_in, fan_out, *, rng, **kwargs):
+        return rule(fan_out, fan_in, rng=rng, **kwargs)
+
+    return draw
+
+
+_GLOBAL_STATE_HINT = (
+    "the same rng seed gave different weights: draw from the rng argument "
+    "(rng.standard_normal), not from np.random's global state."
+)
+_TRANSPOSED_HINT = (
+    "the weights have shape (fan_out, fan_in): this course stores W as (fan_in, fan_out), so "
+    "that a layer computes x @ W."
+)
+
 _INIT_RTOL = 0.03
 _UNIFORM_HINT = (
     "the spread is 1/sqrt(3) of the target: a uniform draw on [-s, s] has standard deviation "
@@ -124,6 +147,14 @@ register(
                 _UNIFORM_HINT,
                 _uniform_with_std_as_bound(lambda fi, fo, std=0.01: std),
             ),
+            Mistake(
+                "the spread is 0.01 whatever std is passed: use the argument std.",
+                lambda fan_in, fan_out, *, std=0.01, rng: init.normal(
+                    (fan_in, fan_out), 0.01, rng=rng
+                ),
+            ),
+            Mistake(_GLOBAL_STATE_HINT, _global_random_state(random_init)),
+            Mistake(_TRANSPOSED_HINT, _transposed(random_init)),
         ),
         library_functions=("coursekit.init.normal",),
     )
@@ -151,6 +182,8 @@ register(
                 _UNIFORM_HINT,
                 _uniform_with_std_as_bound(lambda fi, fo: math.sqrt(2.0 / (fi + fo))),
             ),
+            Mistake(_GLOBAL_STATE_HINT, _global_random_state(xavier_init)),
+            Mistake(_TRANSPOSED_HINT, _transposed(xavier_init)),
         ),
         library_functions=("coursekit.init.xavier_normal", "coursekit.init.xavier_uniform"),
     )
@@ -179,6 +212,8 @@ register(
                 _UNIFORM_HINT,
                 _uniform_with_std_as_bound(lambda fi, fo: math.sqrt(2.0 / fi)),
             ),
+            Mistake(_GLOBAL_STATE_HINT, _global_random_state(he_init)),
+            Mistake(_TRANSPOSED_HINT, _transposed(he_init)),
         ),
         library_functions=("coursekit.init.kaiming_normal", "coursekit.init.kaiming_uniform"),
     )
@@ -252,6 +287,20 @@ def _stats_per_unit_std(x, weights, activation):
     return np.array(means), np.array(stds)
 
 
+def _stats_always_tanh(x, weights, activation):
+    return layer_statistics(x, weights, "tanh")
+
+
+def _stats_sample_std(x, weights, activation):
+    means, stds = [], []
+    h = x
+    for w in weights:
+        h, _ = _ACTIVATION_FORWARD[activation](h @ w)
+        means.append(h.mean())
+        stds.append(h.std(ddof=1))
+    return np.array(means), np.array(stds)
+
+
 register(
     Task(
         name="a5.layer_statistics",
@@ -275,6 +324,15 @@ register(
                 "the std is the average of per-unit stds (axis=0): take the std of all the "
                 "layer's activations together.",
                 _stats_per_unit_std,
+            ),
+            Mistake(
+                "matches using tanh whatever `activation` says: apply ReLU when activation "
+                "is 'relu'.",
+                _stats_always_tanh,
+            ),
+            Mistake(
+                "the std is the sample std (ddof=1): use the population std, np.std's default.",
+                _stats_sample_std,
             ),
         ),
         library_functions=(
@@ -329,6 +387,14 @@ def _l1_gradient_is_w(w, strength):
     return strength * np.sum(np.abs(w)), strength * w
 
 
+def _l1_gradient_without_strength(w, strength):
+    return strength * np.sum(np.abs(w)), np.sign(w)
+
+
+def _l2_mean(w, strength):
+    return 0.5 * strength * np.mean(w * w), strength * w
+
+
 register(
     Task(
         name="a5.l2_penalty",
@@ -348,6 +414,11 @@ register(
                 "the gradient of (strength / 2) * sum(W**2) is strength * W (the 2 and the 1/2 "
                 "cancel).",
                 _l2_gradient_doubled,
+            ),
+            Mistake(
+                "the penalty is the MEAN of the squares: the L2 penalty sums them, "
+                "(strength / 2) * sum(W**2).",
+                _l2_mean,
             ),
         ),
         library_functions=("coursekit.regularization.l2_penalty",),
@@ -372,6 +443,10 @@ register(
             Mistake(
                 "the gradient is strength * W (that is L2's): L1's is strength * sign(W).",
                 _l1_gradient_is_w,
+            ),
+            Mistake(
+                "the gradient is sign(W) without the factor strength.",
+                _l1_gradient_without_strength,
             ),
         ),
         library_functions=("coursekit.regularization.l1_penalty",),
@@ -493,6 +568,19 @@ def _clip_value_by_norm(grads, clip_value):
     clip_grad_norm_(grads, clip_value)
 
 
+def _clip_value_not_in_place(grads, clip_value):
+    for g in grads.values():
+        g = np.clip(g, -clip_value, clip_value)  # noqa: PLW2901 - the mistake itself
+
+
+def _clip_norm_squared(grads, max_norm):
+    total = sum(float(np.sum(g * g)) for g in grads.values())
+    scale = min(1.0, max_norm / (total + 1e-6))
+    for g in grads.values():
+        g *= scale
+    return total
+
+
 def _clip_norm_per_array(grads, max_norm):
     total = math.sqrt(sum(float(np.sum(g * g)) for g in grads.values()))
     for g in grads.values():
@@ -536,6 +624,11 @@ register(
                 "this rescales by the norm; clipping by value clamps each component separately.",
                 _clip_value_by_norm,
             ),
+            Mistake(
+                "the gradients did not change: clip the arrays in place (np.clip(g, lo, hi, "
+                "out=g) or g[...] = ...); `g = np.clip(...)` only rebinds the loop variable.",
+                _clip_value_not_in_place,
+            ),
         ),
         library_functions=("coursekit.clipping.clip_grad_value_",),
     )
@@ -569,6 +662,11 @@ register(
                 "the returned value is the norm after clipping: return the total norm before "
                 "clipping, as torch.nn.utils.clip_grad_norm_ does.",
                 _clip_norm_returns_clipped,
+            ),
+            Mistake(
+                "the 'norm' is the sum of squares: take its square root, "
+                "sqrt(sum of g**2 over all arrays).",
+                _clip_norm_squared,
             ),
         ),
         library_functions=("coursekit.clipping.clip_grad_norm_",),
