@@ -7,7 +7,13 @@ import copy
 import nbformat
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
 
-from coursekit.instructor.cell_roles import CellRole, restore_cell_roles, restore_submission
+from coursekit.instructor.cell_roles import (
+    CellRole,
+    restore_cell_roles,
+    restore_stripped,
+    restore_submission,
+    source_order,
+)
 
 ROLES = {
     "answer": CellRole(solution=True),
@@ -83,3 +89,81 @@ def test_submission_files_are_rewritten_only_when_something_changed(tmp_path):
     restored = nbformat.read(tmp_path / "other.ipynb", as_version=4)
     assert [c.metadata for c in restored.cells] == [c.metadata for c in released().cells]
     assert (tmp_path / "broken.ipynb").read_text() == "{not json"
+
+
+# -- stripped metadata: cells found again by aligning the notebook with the release ----------
+RELEASE_ROLES = {
+    "intro": CellRole(locked=True, code=False, source="# Homework\n\nImplement `double`."),
+    "answer": CellRole(
+        solution=True,
+        source="def double(x):\n    # YOUR CODE HERE\n    raise NotImplementedError()",
+        checksum="abc",
+    ),
+    "test": CellRole(
+        grade=True,
+        locked=True,
+        points=3.0,
+        source="assert double(2) == 4, 'double(2) should be 4'\n"
+        "### BEGIN HIDDEN TESTS\nassert double(-1) == -2\n### END HIDDEN TESTS",
+    ),
+    "question": CellRole(locked=True, code=False, source="Why is `double` linear?"),
+    "written": CellRole(
+        grade=True, solution=True, code=False, points=1.0, source="YOUR ANSWER HERE"
+    ),
+}
+
+
+def stripped_submission():
+    return new_notebook(
+        cells=[
+            new_markdown_cell("# Homework\n\nImplement `double`."),
+            new_code_cell("import numpy as np"),  # the student's own cell
+            new_code_cell("def double(x):\n    return 2 * x"),
+            new_code_cell("assert double(2) == 4, 'double(2) should be 4'"),
+            new_markdown_cell("Why is `double` linear?"),
+            new_markdown_cell("Because 2(a + b) = 2a + 2b."),
+        ]
+    )
+
+
+def test_stripped_cells_get_their_release_roles_back_in_order():
+    nb = stripped_submission()
+    changes = restore_stripped(nb, RELEASE_ROLES, list(RELEASE_ROLES))
+    roles = [c.metadata.get("nbgrader", {}).get("grade_id") for c in nb.cells]
+    assert roles == ["intro", None, "answer", "test", "question", "written"]
+    assert changes == [
+        "cells without nbgrader metadata put back in their release roles: "
+        "intro, answer, test, question, written"
+    ]
+    test = nb.cells[3].metadata.nbgrader
+    assert test["grade"] and test["locked"] and test["points"] == 3.0 and not test["solution"]
+    answer = nb.cells[2].metadata.nbgrader
+    assert answer["solution"] and not answer["grade"] and answer["checksum"] == "abc"
+    written = nb.cells[5].metadata.nbgrader
+    assert written["grade"] and written["solution"] and written["points"] == 1.0
+    # a second pass changes nothing
+    assert restore_stripped(nb, RELEASE_ROLES, list(RELEASE_ROLES)) == []
+
+
+def test_a_rewritten_test_cell_is_not_taken_for_the_release_test():
+    nb = stripped_submission()
+    nb.cells[3].source = "print('I trust my code')"
+    changes = restore_stripped(nb, RELEASE_ROLES, list(RELEASE_ROLES))
+    assert "nbgrader" not in nb.cells[3].metadata
+    assert changes[0].endswith("(not found: test)")
+    # the cells that kept their metadata anchor the alignment; nothing else moves
+    nb = stripped_submission()
+    nb.cells[0].metadata["nbgrader"] = {"grade_id": "intro", "locked": True}
+    restore_stripped(nb, RELEASE_ROLES, list(RELEASE_ROLES))
+    assert nb.cells[0].metadata.nbgrader == {"grade_id": "intro", "locked": True}
+    assert nb.cells[3].metadata.nbgrader["grade_id"] == "test"
+
+
+def test_source_order_is_read_next_to_a_scratch_submission(tmp_path):
+    submitted = tmp_path / "submitted" / "alice" / "hw"
+    submitted.mkdir(parents=True)
+    (tmp_path / "solutions" / "hw").mkdir(parents=True)
+    source = released()
+    nbformat.write(source, tmp_path / "solutions" / "hw" / "hw.ipynb")
+    assert source_order(submitted, "hw") == ["intro", "answer", "test"]
+    assert source_order(submitted, "other") is None

@@ -35,6 +35,7 @@ from pathlib import Path
 from coursekit.instructor import statuses
 from coursekit.instructor.cell_roles import CellRole, release_roles, restore_submission
 from coursekit.instructor.course import ensure_tools_on_path, load_config
+from coursekit.instructor.submission_files import copy_submission
 
 GRADED = "graded"
 UNGRADABLE = "ungradable"
@@ -238,20 +239,30 @@ def _prepare_scratch(job: GradingJob, scratch: Path):
     submitted = Path(
         coursedir.format_path(coursedir.submitted_directory, job.student, job.assignment)
     )
-    shutil.copytree(job.submission_dir, submitted, symlinks=False)
+    # No symlink followed, no special file opened, every read bounded.
+    copy_notes = copy_submission(job.submission_dir, submitted)
     source = Path(coursedir.format_path(coursedir.source_directory, ".", job.assignment))
     source.parent.mkdir(parents=True, exist_ok=True)
     os.symlink(os.path.abspath(job.source_dir), source, target_is_directory=True)
     shutil.copyfile(job.gradebook, scratch / "gradebook.db")
     # Cells back in their release roles, so that changed metadata costs only those cells.
     roles = release_roles(config.CourseDirectory.db_url, job.assignment)
-    restored = restore_submission(submitted, roles)
-    # Sandboxed student kernels and trusted hidden tests (coursekit.instructor.sandbox).
+    restored = copy_notes + restore_submission(submitted, roles)
+    # Sandboxed student kernels; hidden tests graded apart (coursekit.instructor.sandbox).
+    from coursekit.instructor.hidden import SECRET_FILE, load_secret
     from coursekit.instructor.sandbox import configure_sandbox
 
     course_root = Path(job.config_file).resolve().parent
+    state = course_root / ".coursekit"
+    load_secret(state)  # created on the course's first grading
     hide = (course_root, job.scratch_root, job.source_dir)
-    configure_sandbox(config, scratch_dir=scratch / "sandbox", hide=hide)
+    configure_sandbox(
+        config,
+        scratch_dir=scratch / "sandbox",
+        hide=hide,
+        secret_file=state / SECRET_FILE,
+        runtime_root=Path(job.scratch_root) / "runtimes",
+    )
     return config, roles, restored
 
 
@@ -495,6 +506,7 @@ def failure_messages(files: dict) -> dict:
     return messages
 
 
+_TIMEOUTS = ("CellTimeoutError", "NotebookTimeout", "KeyboardInterrupt")
 _FRAME = re.compile(r"(?:Cell In ?\[(\d+)\]|Input In ?\[(\d+)\]), line (\d+)")
 _ARROW = re.compile(r"^-+>\s*\d+\s?(.*)$")
 
@@ -566,7 +578,11 @@ def cell_outcomes(files: dict) -> dict:
             if not _is_test_cell(cell):
                 if errors and earlier is None:
                     e = errors[0]
-                    earlier = f"an earlier cell failed: {_cell_name(cell, index)}: {_error_text(e)}"
+                    name = _cell_name(cell, index)
+                    if e.get("ename") in _TIMEOUTS:
+                        earlier = f"{name} ran past the time limit and was interrupted"
+                    else:
+                        earlier = f"an earlier cell failed: {name}: {_error_text(e)}"
                 continue
             grade_id = cell.get("metadata", {}).get("nbgrader", {}).get("grade_id")
             out[(rel[: -len(".ipynb")], grade_id)] = _outcome(nb, outputs, errors, earlier)
@@ -592,7 +608,7 @@ def _outcome(nb: dict, outputs: list, errors: list, earlier: str | None) -> dict
     no_result = grading_text is not None and "left no result" in grading_text
     out = {"public": public, "earlier": earlier}
     first = kernel[0] if kernel else None
-    if first is not None and first.get("ename") in ("CellTimeoutError", "NotebookTimeout"):
+    if first is not None and first.get("ename") in _TIMEOUTS:
         text = str(first.get("evalue", "")) if first.get("ename") == "NotebookTimeout" else ""
         return {
             **out,
@@ -605,7 +621,9 @@ def _outcome(nb: dict, outputs: list, errors: list, earlier: str | None) -> dict
         text = _error_text(first)
         if first.get("ename") == "NameError":
             summary = f"not run: {text}" + (f"; {earlier}" if earlier else "")
-            return {**out, "status": statuses.NOT_RUN, "summary": summary}
+            late = earlier is not None and "time limit" in earlier
+            status = statuses.TIMEOUT if late else statuses.NOT_RUN
+            return {**out, "status": status, "summary": summary}
         if grading_text and not no_result:
             return {**out, "status": statuses.FAILED, "summary": f"{grading_text}\n{text}"}
         line = student_line(nb, first)
