@@ -26,19 +26,51 @@ def _run_numerical_gradient(fn, case):
     return {"gradient": grad, "x after the call": x}
 
 
+class FunctionOfX:
+    """A function of ``x`` to differentiate, as plain data (a formula name and its arrays).
+
+    Hidden cases are pickled and sent to the process that runs the student's code, so they
+    hold this small object instead of a lambda.
+    """
+
+    def __init__(self, formula: str, *arrays):
+        self.formula, self.arrays = formula, arrays
+
+    def __call__(self, x):
+        a = self.arrays
+        formulas = {
+            "sum(sin(x) * x**2)": lambda: np.sum(np.sin(x) * x**2),
+            "sum(exp(x) * w)": lambda: np.sum(np.exp(x) * a[0]),
+            "3 cosh(x[0])": lambda: float(np.cosh(x[0]) * 3.0),
+            "logsumexp(x) + (a.x)**2": lambda: np.log(np.sum(np.exp(x))) + float(a[0] @ x) ** 2,
+            "sum(x**3)": lambda: np.sum(x**3),
+            "sum(exp(3x))": lambda: np.sum(np.exp(3 * x)),
+            "tanh(x)": lambda: np.tanh(x),
+            "x @ w": lambda: x @ a[0],
+            "2 exp(x)": lambda: np.exp(x) * 2,
+            "[sum(x), sum(x**2)]": lambda: np.array([x.sum(), (x**2).sum()]),
+            "x.T (a view of x)": lambda: x.T,
+            "x * sum(x**2)": lambda: x * np.sum(x**2),
+        }
+        return formulas[self.formula]()
+
+
 def _scalar_function_cases(rng):
     w = rng.normal(size=(3, 4))
     a = rng.normal(size=5)
+    f = FunctionOfX
     return [
-        Case("vector input", (lambda x: np.sum(np.sin(x) * x**2), rng.normal(size=5))),
-        Case("matrix input", (lambda x: np.sum(np.exp(x) * w), rng.normal(size=(3, 4)))),
-        Case("one entry", (lambda x: float(np.cosh(x[0]) * 3.0), rng.normal(size=1))),
+        Case("vector input", (f("sum(sin(x) * x**2)"), rng.normal(size=5))),
+        Case("matrix input", (f("sum(exp(x) * w)", w), rng.normal(size=(3, 4)))),
+        Case("one entry", (f("3 cosh(x[0])"), rng.normal(size=1))),
         Case(
             "every output depends on every entry",
-            (lambda x: np.log(np.sum(np.exp(x))) + float(a @ x) ** 2, rng.normal(size=5)),
+            (f("logsumexp(x) + (a.x)**2", a), rng.normal(size=5)),
         ),
-        Case("3-D input", (lambda x: np.sum(x**3), rng.normal(size=(2, 3, 2)))),
-        Case("step h = 1e-4", (lambda x: np.sum(np.exp(2 * x)), rng.normal(size=4)), {"h": 1e-4}),
+        Case("3-D input", (f("sum(x**3)"), rng.normal(size=(2, 3, 2)))),
+        # With h = 1e-2 the centered difference of exp(3x) is off by h^2 (d/dx)^3 f / (6 f')
+        # = 1.5e-4 relative: a function that ignores h (and uses 1e-5) fails by far.
+        Case("step h = 1e-2", (f("sum(exp(3x))"), rng.normal(size=4)), {"h": 1e-2}),
     ]
 
 
@@ -91,8 +123,11 @@ register(
         reference=gradcheck.numerical_gradient,
         cases=_scalar_function_cases,
         run=_run_numerical_gradient,
-        rtol=1e-7,
-        atol=1e-8,
+        # Centered differences with h = 1e-5: any spelling of the loop (x[i] += h then -= 2h,
+        # or assigning x[i] = old +/- h) agrees to about eps * |x| / h ~ 1e-11 relative; a
+        # float32 result (6e-8) or a step other than h fails.
+        rtol=1e-8,
+        atol=1e-10,
         mistakes=(
             Mistake(
                 "matches the FORWARD difference (f(x+h) - f(x)) / h, whose error is O(h); use "
@@ -123,18 +158,36 @@ register(
 
 def _array_function_cases(rng):
     w = rng.normal(size=(4, 3))
+    f = FunctionOfX
     return [
-        Case("elementwise function", (np.tanh, rng.normal(size=(3, 4)), rng.normal(size=(3, 4)))),
-        Case("matrix product", (lambda x: x @ w, rng.normal(size=(2, 4)), rng.normal(size=(2, 3)))),
         Case(
-            "batch of 1",
-            (lambda x: np.exp(x) * 2, rng.normal(size=(1, 5)), rng.normal(size=(1, 5))),
+            "elementwise function",
+            (f("tanh(x)"), rng.normal(size=(3, 4)), rng.normal(size=(3, 4))),
         ),
+        Case("matrix product", (f("x @ w", w), rng.normal(size=(2, 4)), rng.normal(size=(2, 3)))),
+        Case("batch of 1", (f("2 exp(x)"), rng.normal(size=(1, 5)), rng.normal(size=(1, 5)))),
         Case(
             "output of another shape",
-            (lambda x: np.array([x.sum(), (x**2).sum()]), rng.normal(size=3), rng.normal(size=2)),
+            (f("[sum(x), sum(x**2)]"), rng.normal(size=3), rng.normal(size=2)),
+        ),
+        # f returns a VIEW of x: f(x + h) kept without a copy changes when x does.
+        Case(
+            "f returns a view of x",
+            (f("x.T (a view of x)"), rng.normal(size=(3, 2)), rng.normal(size=(2, 3))),
+        ),
+        # Every output depends on every entry: an entry left at x - h changes the next ones.
+        Case(
+            "every output depends on every entry",
+            (f("x * sum(x**2)"), rng.normal(size=(2, 3)), rng.normal(size=(2, 3))),
         ),
     ]
+
+
+def _run_numerical_gradient_array(fn, case):
+    """The gradient, and ``x`` after the call (it must be restored to its old values)."""
+    f, x, dout = case.args
+    grad = fn(f, x, dout, **case.kwargs)
+    return {"gradient": grad, "x after the call": x}
 
 
 def _without_dout(f, x, dout, h=1e-5):
@@ -159,9 +212,10 @@ register(
         name="a2.numerical_gradient_array",
         reference=gradcheck.numerical_gradient_array,
         cases=_array_function_cases,
-        run=lambda fn, case: fn(*case.args, **case.kwargs),
-        rtol=1e-7,
-        atol=1e-8,
+        run=_run_numerical_gradient_array,
+        # Same formula and tolerance as a2.numerical_gradient.
+        rtol=1e-8,
+        atol=1e-10,
         mistakes=(
             Mistake(
                 "matches ignoring the upstream gradient dout (summing f's outputs instead of "
@@ -279,12 +333,31 @@ def _forward_only(fn, case):
     return out
 
 
+def _unchanged(before, after) -> float:
+    """1.0 if every array in ``after`` still holds the values copied in ``before``."""
+    return float(
+        all(
+            np.array_equal(np.asarray(b), np.asarray(a), equal_nan=True)
+            for b, a in zip(before, after)
+        )
+    )
+
+
 def _forward_backward(fns, case):
-    """Run the student's forward pass, then their backward pass on its cache."""
+    """Run the student's forward pass, then their backward pass on its cache.
+
+    The last value is 1.0 when neither pass changed its inputs (``x``, ``w``, ``b``, ``dout``):
+    an in-place ReLU or a backward that zeroes ``dout`` in place gives the right numbers but
+    corrupts the caller's arrays.
+    """
     forward, backward = fns
+    inputs = (*case.args, case.kwargs["dout"])
+    before = [np.array(a, copy=True) for a in inputs]
     out, cache = forward(*case.args)
+    out = np.array(out, dtype=np.float64, copy=True)
     grads = backward(case.kwargs["dout"], cache)
-    return (out, *grads) if isinstance(grads, tuple) else (out, grads)
+    grads = grads if isinstance(grads, tuple) else (grads,)
+    return (out, *grads, {"inputs unchanged": _unchanged(before, inputs)})
 
 
 def _affine_no_bias(x, w, b):
