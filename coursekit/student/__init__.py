@@ -1,0 +1,5 @@
+"""The student side of the course: ``coursekit check`` (see :mod:`coursekit.student.check`).
+
+The student edition (``coursekit publish``) ships this package with the library; it needs
+neither nbgrader nor the instructor package.
+"""
