@@ -89,13 +89,23 @@ def _trajectory_case(rng, label, shape, steps, hyper, *, grad_scale=1.0):
     return Case(label, (start, curvature, noise), dict(hyper))
 
 
+# Tolerance of every rule (rtol 1e-9, atol 1e-12): equivalent spellings of one step
+# ((1 - b) * g vs g - b * g, sqrt(v / (1 - b2^t)) vs sqrt(v) / sqrt(1 - b2^t), in-place or
+# not) differ by a few eps, and 20 steps on the bowl amplify that to about 1e-13; a float32
+# rule (6e-8) or a wrong constant fails.
 def _run_trajectory(fn, case: Case):
-    """Take ``len(noise)`` steps; gradient ``curvature * param + noise[t]`` at the current param."""
+    """Take ``len(noise)`` steps; gradient ``curvature * param + noise[t]`` at the current param.
+
+    Like a training loop that keeps one gradient array per parameter, every step's gradient
+    is written into the SAME array: a rule that keeps ``grad`` itself in its state (a
+    momentum buffer that aliases the gradient instead of copying it) sees it overwritten.
+    """
     start, curvature, noise = case.args
     param, state = start.copy(), {}
+    grad = np.empty_like(start)
     trajectory = []
     for t in range(noise.shape[0]):
-        grad = curvature * param + noise[t]
+        grad[...] = curvature * param + noise[t]
         param, state = fn(param, grad, state, **case.kwargs)
         trajectory.append(np.array(param, dtype=np.float64, copy=True))
     return np.stack(trajectory)
@@ -122,6 +132,12 @@ _SGD_CASES = _cases(
         ),
         ("single parameter, 20 steps", (1,), 20, {"lr": 0.02, "momentum": 0.99}),
         ("large gradients", (5,), 6, {"lr": 1e-4, "momentum": 0.9}, {"grad_scale": 1e3}),
+        (
+            "momentum 0 (plain SGD), weight decay 1",
+            (5,),
+            6,
+            {"lr": 0.1, "momentum": 0.0, "weight_decay": 1.0},
+        ),
     ]
 )
 _NESTEROV_CASES = _cases(
@@ -135,6 +151,12 @@ _NESTEROV_CASES = _cases(
             {"lr": 0.1, "momentum": 0.7, "weight_decay": 0.05, "nesterov": True},
         ),
         ("single parameter", (1,), 15, {"lr": 0.02, "momentum": 0.95, "nesterov": True}),
+        (
+            "weight decay 1",
+            (3,),
+            6,
+            {"lr": 0.05, "momentum": 0.9, "weight_decay": 1.0, "nesterov": True},
+        ),
     ]
 )
 _ADAGRAD_CASES = _cases(
@@ -144,6 +166,7 @@ _ADAGRAD_CASES = _cases(
         ("matrix, weight decay 0.1", (3, 3), 8, {"lr": 0.3, "weight_decay": 0.1}),
         ("tiny gradients, eps 1e-3", (6,), 5, {"lr": 0.1, "eps": 1e-3}, {"grad_scale": 1e-4}),
         ("large gradients", (4,), 6, {"lr": 0.1}, {"grad_scale": 1e4}),
+        ("weight decay 1", (4,), 6, {"lr": 0.1, "weight_decay": 1.0}),
     ]
 )
 _RMSPROP_CASES = _cases(
@@ -153,6 +176,7 @@ _RMSPROP_CASES = _cases(
         ("matrix, weight decay 0.1", (3, 3), 8, {"lr": 0.01, "weight_decay": 0.1}),
         ("tiny gradients, eps 1e-3", (6,), 5, {"lr": 0.01, "eps": 1e-3}, {"grad_scale": 1e-4}),
         ("large gradients", (4,), 6, {"lr": 0.01, "alpha": 0.5}, {"grad_scale": 1e4}),
+        ("weight decay 1", (4,), 6, {"lr": 0.01, "weight_decay": 1.0}),
     ]
 )
 _ADAM_CASES = _cases(
@@ -167,6 +191,7 @@ _ADAM_CASES = _cases(
         ),
         ("tiny gradients, eps 1e-3", (6,), 5, {"lr": 0.01, "eps": 1e-3}, {"grad_scale": 1e-4}),
         ("large gradients", (4,), 6, {"lr": 0.01}, {"grad_scale": 1e4}),
+        ("weight decay 1", (4,), 6, {"lr": 0.05, "weight_decay": 1.0}),
     ]
 )
 _ADAMW_CASES = _cases(
@@ -185,6 +210,13 @@ _ADAMW_CASES = _cases(
             6,
             {"lr": 0.01, "weight_decay": 0.2},
             {"grad_scale": 1e4},
+        ),
+        (
+            "tiny gradients, eps 1e-3",
+            (6,),
+            5,
+            {"lr": 0.01, "eps": 1e-3, "weight_decay": 0.1},
+            {"grad_scale": 1e-4},
         ),
     ]
 )
@@ -727,6 +759,8 @@ register(
                     {"base_lr": 0.1, "warmup_steps": 1, "T_max": 5, "eta_min": 0.01},
                 ),
                 ("no warmup", 6, {"base_lr": 0.5, "warmup_steps": 0, "T_max": 5}),
+                # Ramp values 0.1, 0.2 are not exact in float32 (those of base_lr 1 are).
+                ("warmup 3 to 0.3", 10, {"base_lr": 0.3, "warmup_steps": 3, "T_max": 6}),
             ]
         ),
         run=_run_schedule,
