@@ -140,6 +140,20 @@ def cmd_demo(args) -> int:
     )
 
 
+def cmd_publish(args) -> int:
+    from coursekit.instructor.publish import publish
+
+    course = _course(args)
+    print(publish(course, args.directory).render())
+    return 0
+
+
+def cmd_check(args) -> int:
+    from coursekit.student.cli import run_check
+
+    return run_check(args.assignment, args.notebooks, root=_course(args).root)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="coursekit", description=DESCRIPTION, epilog=EPILOG)
     parser.add_argument(
@@ -224,6 +238,22 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--assignment", default=None, help="default: the first assignment")
     p.add_argument("--students", type=int, default=30, help="class size (default: 30)")
     p.add_argument("--workers", type=int, default=None, help="worker processes (default: cores)")
+
+    p = add(
+        "publish",
+        cmd_publish,
+        "write the student edition (lectures, releases, library without grading) to DIR",
+        "Build the student edition as a git-ready folder: lectures, released assignments, the "
+        "library without coursekit.grading, coursekit.instructor and this command line, a "
+        "student README, pyproject.toml, LICENSE and constraints.txt. Refuses when hidden "
+        "material would go in. Running it again updates DIR in place and lists the changes.",
+    )
+    p.add_argument("directory", metavar="DIR", help="the edition folder (created if missing)")
+
+    from coursekit.student.cli import CHECK_DESCRIPTION, CHECK_HELP, add_check_arguments
+
+    p = add("check", cmd_check, CHECK_HELP, CHECK_DESCRIPTION)
+    add_check_arguments(p)
     return parser
 
 
