@@ -13,17 +13,21 @@ Grading is split in two halves on purpose:
   into plain float64 ndarrays (no subclasses, no objects) or a recorded exception;
 * :func:`judge` compares those plain arrays with the reference on the same cases.
 
-``check`` does both in the student's kernel. The sandboxed grader runs only the first half
-in the student's kernel and the second in a trusted process, without changing any test.
-Failure messages name the case by its label ("batch of 1", "large logits"), never its
-inputs, and never print reference code.
+``check`` does both in one process: that is how maintainers and instructors try a function
+by hand. ``coursekit grade`` never lets a hidden test run in the student's kernel: it draws the
+cases itself from a course secret (:func:`case_rng`), runs only the first half in a fresh
+sandboxed process that holds the student's definitions and nothing of the grader
+(:mod:`coursekit.grading.runner`), and judges the plain outputs in its own process
+(:mod:`coursekit.instructor.hidden`). Failure messages name the case by its label ("batch of
+1", "large logits"), never its inputs, and never print reference code.
 """
 
 from __future__ import annotations
 
 import copy
+import hashlib
+import hmac
 import json
-import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -80,8 +84,15 @@ class Task:
         One line for instructors' reports.
     library_functions : tuple of str
         Dotted names of the coursekit functions that implement the answer (for example
-        ``"coursekit.ops.softmax"``); a submission that calls them instead of writing the
-        function itself can be flagged by an integrity check.
+        ``"coursekit.ops.softmax"``). They cannot be imported where the hidden cases run, and
+        a submission that names them is flagged by the static integrity check.
+    notebook_state : bool
+        The graded function needs values the notebook computed (a trained model): the grader
+        passes the notebook variables it uses, in plain form, to the process that runs the
+        hidden cases (:mod:`coursekit.grading.state`). Such a task is run in a process of its
+        own, apart from the assignment's other tasks.
+    needs_torch : bool
+        PyTorch stays importable where the hidden cases run (it is hidden otherwise).
     """
 
     name: str
@@ -93,10 +104,27 @@ class Task:
     mistakes: tuple[Mistake, ...] = ()
     description: str = ""
     library_functions: tuple[str, ...] = ()
+    notebook_state: bool = False
+    needs_torch: bool = False
+
+    def draw_cases(self, seed: int, secret: bytes | None = None) -> list[Case]:
+        """The hidden cases of the check ``seed`` (see :func:`case_rng`)."""
+        return list(self.cases(case_rng(self.name, seed, secret)))
 
 
-#: Set by the sandboxed grader in a student's kernel: :func:`check` then only records.
-RECORD_ENV = "COURSEKIT_RECORD_DIR"
+def case_rng(task_name: str, seed: int, secret: bytes | None = None) -> np.random.Generator:
+    """The generator a hidden check draws its cases from.
+
+    Without a secret it is ``default_rng(seed)`` (a maintainer trying a task by hand). With
+    the course secret it is seeded by ``HMAC-SHA256(secret, "task@seed")``: stable across
+    reruns, so grades are reproducible, but unknown to anyone who cannot read the secret,
+    so no table of answers prepared from the hidden-test source can match. Changing the
+    secret changes every input.
+    """
+    if secret is None:
+        return np.random.default_rng(int(seed))
+    digest = hmac.new(secret, f"{task_name}@{int(seed)}".encode(), hashlib.sha256).digest()
+    return np.random.default_rng(int.from_bytes(digest, "big"))
 
 
 class GradingError(AssertionError):
@@ -171,6 +199,8 @@ class Outcome:
     label: str
     output: Any = None
     error: str | None = None
+    #: Where in the student's code the error was raised ("cell 5, line 3: return x / y").
+    where: str | None = None
 
 
 def _encode(value: Any) -> Any:
@@ -202,7 +232,12 @@ def outcomes_to_json(outcomes: Sequence[Outcome]) -> str:
     """
     return json.dumps(
         [
-            {"label": o.label, "error": o.error, "output": None if o.error else _encode(o.output)}
+            {
+                "label": o.label,
+                "error": o.error,
+                "where": o.where,
+                "output": None if o.error else _encode(o.output),
+            }
             for o in outcomes
         ]
     )
@@ -216,25 +251,54 @@ def outcomes_from_json(text: str) -> list[Outcome]:
     outcomes = []
     for rec in records:
         error = rec.get("error")
+        if error is not None and not isinstance(error, str):
+            raise ValueError("an outcome's error must be a string")
+        where = rec.get("where")
         output = None if error is not None else _decode(rec["output"])
-        outcomes.append(Outcome(str(rec["label"]), output=output, error=error))
+        outcomes.append(
+            Outcome(
+                str(rec["label"]),
+                output=output,
+                error=error,
+                where=where if isinstance(where, str) else None,
+            )
+        )
     return outcomes
 
 
-def collect_outputs(task: Task, fn: Callable, seed: int) -> list[Outcome]:
+def run_case(run: Callable, fn: Callable, case: Case) -> Outcome:
+    """One case: ``run(fn, case)`` on a fresh copy of its inputs, as plain outputs."""
+    try:
+        out = run(fn, copy.deepcopy(case))
+    except Exception as exc:  # noqa: BLE001 - a student's error is a result
+        return Outcome(
+            case.label, error=f"raised {type(exc).__name__}: {exc}", where=student_line(exc)
+        )
+    try:
+        return Outcome(case.label, output=to_plain(out))
+    except TypeError as exc:
+        return Outcome(case.label, error=f"returned an unusable result: {exc}")
+
+
+def student_line(exc: BaseException) -> str | None:
+    """``"cell 5, line 3: return x / y"``: the innermost line of the student's code in the
+    traceback (the hidden-case runner compiles each unit of it as ``<cell N>``)."""
+    import traceback
+
+    where = None
+    for frame in traceback.extract_tb(exc.__traceback__):
+        if frame.filename.startswith("<cell "):
+            where = f"{frame.filename.strip('<>')}, line {frame.lineno}"
+            if frame.line:
+                where += f": {frame.line.strip()}"
+    return where
+
+
+def collect_outputs(
+    task: Task, fn: Callable, seed: int, secret: bytes | None = None
+) -> list[Outcome]:
     """Run ``fn`` on the task's cases; each case gets fresh copies of its inputs."""
-    outcomes = []
-    for case in task.cases(np.random.default_rng(seed)):
-        try:
-            out = task.run(fn, copy.deepcopy(case))
-        except Exception as exc:  # noqa: BLE001 - a student's error is a result
-            outcomes.append(Outcome(case.label, error=f"raised {type(exc).__name__}: {exc}"))
-            continue
-        try:
-            outcomes.append(Outcome(case.label, output=to_plain(out)))
-        except TypeError as exc:
-            outcomes.append(Outcome(case.label, error=f"returned an unusable result: {exc}"))
-    return outcomes
+    return [run_case(task.run, fn, case) for case in task.draw_cases(seed, secret)]
 
 
 # -- comparison ---------------------------------------------------------------------------
@@ -290,14 +354,16 @@ class Verdict:
         return "\n".join([head, *("  - " + f for f in self.failures)])
 
 
-def judge(task: Task, seed: int, outcomes: Sequence[Outcome]) -> Verdict:
+def judge(
+    task: Task, seed: int, outcomes: Sequence[Outcome], secret: bytes | None = None
+) -> Verdict:
     """Compare recorded outcomes with the reference on the same seeded cases."""
     with np.errstate(all="ignore"):  # a diagnosis may overflow on purpose; stay quiet
-        return _judge(task, seed, outcomes)
+        return _judge(task, seed, outcomes, secret)
 
 
-def _judge(task: Task, seed: int, outcomes: Sequence[Outcome]) -> Verdict:
-    cases = list(task.cases(np.random.default_rng(seed)))
+def _judge(task: Task, seed: int, outcomes: Sequence[Outcome], secret: bytes | None) -> Verdict:
+    cases = task.draw_cases(seed, secret)
     failures: list[str] = []
     if len(outcomes) != len(cases):
         failures.append(f"expected results for {len(cases)} cases, got {len(outcomes)}")
@@ -334,17 +400,9 @@ def check(task_name: str, fn: Callable, *, seed: int) -> None:
 
     Returns ``None`` on success on purpose: as the last line of a test cell, a returned value
     would become the cell's ``execute_result``, which nbgrader reads as a partial-credit score.
-    Use :func:`judge` for the :class:`Verdict`.
-
-    Under the sandboxed grader (``COURSEKIT_RECORD_DIR`` set), ``check`` only records the
-    plain outputs and the grader judges them (:mod:`coursekit.grading.trusted`).
+    Use :func:`judge` for the :class:`Verdict`. ``coursekit grade`` never calls it: hidden
+    test source does not reach the student's kernel (:mod:`coursekit.instructor.hidden`).
     """
-    record_dir = os.environ.get(RECORD_ENV)
-    if record_dir:
-        from coursekit.grading.trusted import record
-
-        record(task_name, fn, seed, record_dir)
-        return
     task = get_task(task_name)
     functions = fn if isinstance(fn, tuple) else (fn,)
     if not functions or not all(callable(f) for f in functions):

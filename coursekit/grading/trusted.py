@@ -1,140 +1,18 @@
-"""Trusted comparison: hidden tests decide in a process where no student code ran.
+"""The static integrity check: code that names the graded reference or the grading machinery.
 
-In a student's kernel, anything can be patched: ``np.allclose``, numpy's internals,
-builtins, :func:`coursekit.grading.check` itself, or the result can be a lying ndarray
-subclass. So when the grader sets :data:`RECORD_ENV` in the kernel's environment,
-``check(task, fn, seed=...)`` only *records*: it runs ``fn`` on the hidden cases
-(:func:`coursekit.grading.core.collect_outputs`) and writes the plain float64/int64 outputs
-as JSON (:func:`coursekit.grading.core.outcomes_to_json`, nothing pickled) to
-``<record dir>/<task>@<seed>.json``. It never judges there.
-
-The grader then reads the hidden-test calls from the trusted cell source (nbgrader restores
-every test cell from the gradebook before running it), loads each record with
-:func:`~coursekit.grading.core.outcomes_from_json` and calls
-:func:`~coursekit.grading.core.judge` itself. A test cell passes only if every one of its
-calls left a record that passes; a patched ``check``, a killed kernel or a swallowed error
-leaves no record (or a wrong one) and so no points. While recording, the student's function
-runs under :class:`~coursekit.grading.watch.ReferenceWatch`: a call into the task's
-reference implementation (:func:`reference_functions`), however obtained, turns every case
-into an integrity failure.
+Hidden tests are graded where the references cannot be imported and student code cannot
+reach the grader (:mod:`coursekit.instructor.hidden`), so tampering gains nothing. This
+check makes such attempts visible: :func:`integrity_problems` reads the code the student
+wrote and names what it found, and the test gets no credit with that evidence.
 """
 
 from __future__ import annotations
 
 import ast
-import dataclasses
-import os
-from collections.abc import Callable
-from pathlib import Path
 
-from coursekit.grading.core import (
-    RECORD_ENV,
-    Outcome,
-    Task,
-    collect_outputs,
-    get_task,
-    judge,
-    outcomes_from_json,
-    outcomes_to_json,
-)
-from coursekit.grading.watch import ReferenceWatch
+from coursekit.grading.core import get_task
 
-__all__ = [
-    "RECORD_ENV",
-    "clear_records",
-    "hidden_checks",
-    "integrity_problems",
-    "record",
-    "trusted_verdict",
-]
-
-
-def record_path(record_dir: str | os.PathLike, task_name: str, seed: int) -> Path:
-    return Path(record_dir) / f"{task_name}@{int(seed)}.json"
-
-
-def record(task_name: str, fn: Callable, seed: int, record_dir: str | os.PathLike) -> None:
-    """Record mode of ``check``: write ``fn``'s plain outputs on the hidden cases."""
-    task = get_task(task_name)
-    functions = fn if isinstance(fn, tuple) else (fn,)
-    if not functions or not all(callable(f) for f in functions):
-        outcomes = [Outcome("all cases", error="expected a function")]
-    else:
-        watch = ReferenceWatch(reference_functions(task))
-        # The whole case runs under the hook, not only the calls to ``fn``: a class's
-        # methods are called by ``task.run`` on the instance ``fn`` returned.
-        watched = dataclasses.replace(task, run=lambda f, case: watch.call(task.run, f, case))
-        outcomes = collect_outputs(watched, fn, seed)
-        if watch.problems:
-            reason = "integrity: the submission " + "; ".join(watch.problems)
-            outcomes = [Outcome(o.label, error=reason) for o in outcomes]
-    path = record_path(record_dir, task_name, seed)
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(outcomes_to_json(outcomes))
-    os.replace(tmp, path)
-
-
-def reference_functions(task: Task) -> tuple:
-    """What a submission for ``task`` must not call: the grader's reference and the
-    coursekit functions that implement the answer (``library_functions``)."""
-    reference = task.reference if isinstance(task.reference, tuple) else (task.reference,)
-    return (*reference, *task.library_functions)
-
-
-def hidden_checks(source: str) -> list[tuple[str, int]]:
-    """The ``check("task", fn, seed=N)`` calls of a test cell, as ``(task, seed)``."""
-    try:
-        tree = ast.parse(source)
-    except SyntaxError:
-        return []
-    calls = []
-    for node in ast.walk(tree):
-        if not (isinstance(node, ast.Call) and getattr(node.func, "id", None) == "check"):
-            continue
-        seeds = [k.value for k in node.keywords if k.arg == "seed"]
-        if (
-            node.args
-            and isinstance(node.args[0], ast.Constant)
-            and isinstance(node.args[0].value, str)
-            and len(seeds) == 1
-            and isinstance(seeds[0], ast.Constant)
-            and isinstance(seeds[0].value, int)
-        ):
-            calls.append((node.args[0].value, seeds[0].value))
-    return calls
-
-
-def trusted_verdict(source: str, record_dir: str | os.PathLike) -> tuple[bool, str] | None:
-    """Judge one test cell from its records: ``(passed, message)``, or ``None`` if it has no
-    hidden-test call (nbgrader's own result then stands)."""
-    calls = hidden_checks(source)
-    if not calls:
-        return None
-    messages = []
-    for task_name, seed in calls:
-        path = record_path(record_dir, task_name, seed)
-        try:
-            outcomes = outcomes_from_json(path.read_text())
-        except FileNotFoundError:
-            messages.append(
-                f"{task_name}: the hidden test left no result (it did not run to the end, or "
-                "the grading machinery was tampered with)"
-            )
-            continue
-        except (ValueError, KeyError, TypeError, OSError) as exc:
-            messages.append(f"{task_name}: unusable hidden-test result ({exc})")
-            continue
-        verdict = judge(get_task(task_name), seed, outcomes)
-        if not verdict.passed:
-            messages.append(verdict.message())
-    return (not messages, "\n".join(messages))
-
-
-def clear_records(record_dir: str | os.PathLike) -> None:
-    """Remove the records of a previous notebook before the next one runs."""
-    for path in Path(record_dir).glob("*"):
-        if path.is_file():
-            path.unlink()
+__all__ = ["MACHINERY", "integrity_problems"]
 
 
 #: Names only the grading machinery uses: student code that mentions them tampers with it.
@@ -146,7 +24,8 @@ MACHINERY = (
     "get_task",
     "collect_outputs",
     "outcomes_to_json",
-    RECORD_ENV,
+    "coursekit.grading.runner",
+    "coursekit.grading.state",
     "set_custom_exc",
     "showtraceback",
     "excepthook",

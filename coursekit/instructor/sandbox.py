@@ -1,35 +1,39 @@
-"""Running a student's kernel in a sandbox with resource limits.
+"""Running a student's code in a sandbox with resource limits.
 
 Student code runs with the instructor's rights under plain nbgrader. Here every student
-kernel runs under bubblewrap (``bwrap``):
+kernel, and every process that runs hidden cases (:mod:`coursekit.instructor.hidden`), runs
+under bubblewrap (``bwrap``):
 
 * the file system is the machine's, read only, with ``/root``, ``/home``, ``/work``, ``/tmp``,
   ``/srv``, ``/mnt`` and every path in ``hide`` (the course directory: ``solutions/``, the
-  gradebook, other students' submissions) replaced by empty in-memory directories;
-* only the Python installation, coursekit itself, the student's submission directory (read
-  only) and a scratch directory (the only writable place, also ``HOME`` and ``TMPDIR``) are
-  put back, at their own paths;
-* private network, process, IPC and host-name namespaces (``--unshare-net`` leaves only a
-  loopback that reaches nothing on the machine), a new session, and the kernel dies with the
-  grader (``--die-with-parent``);
-* the kernel runs as an unprivileged user of its own (:func:`sandbox_uid`) with limits
-  (``prlimit``): address space (``RLIMIT_AS``), processes (``RLIMIT_NPROC``, counted per
-  user, so it is enforced for that user and not for root), CPU seconds (``RLIMIT_CPU``),
-  size of any file written (``RLIMIT_FSIZE``), and no core dumps.
+  gradebook, other students' submissions; the source checkout coursekit was installed
+  from) replaced by empty in-memory directories;
+* only the Python installation and the coursekit the kernel imports (:func:`kernel_package`)
+  are put back at their own paths; the student's submission appears read only at
+  ``/tmp/sandbox/submission`` and the only writable place is ``/tmp/sandbox/home`` (``HOME``
+  and ``TMPDIR``),
+  an in-memory file system of :attr:`Limits.disk` bytes, so nothing in the sandbox names an
+  instructor path;
+* bubblewrap reads its arguments from a file (``--args``), so ``/proc/1/cmdline`` shows
+  none of them, and the environment is built from an allowlist (:func:`sandbox_env`);
+* private network, process, IPC and host-name namespaces, a new session, and the processes
+  die with the grader (``--die-with-parent``);
+* the code runs as an unprivileged user of its own (:func:`sandbox_uid`) with limits
+  (``prlimit``): address space per process, processes of that user, CPU seconds, size of a
+  written file, no core dumps; and a :class:`Watchdog` in the grader kills the whole sandbox
+  when all its processes together use more than :attr:`Limits.memory` of memory.
 
 Wall time per cell is nbclient's ``timeout`` (nbgrader's ``Execute.timeout``), and the
 whole notebook has its own wall time (:attr:`Limits.notebook_seconds`): cells still waiting
 when it runs out are not run. Output is capped per notebook before it is stored
-(:attr:`Limits.notebook_output_bytes`). The kernel
-talks to the grader over Unix sockets in a short private directory under ``/tmp`` (socket
-paths are limited to 107 bytes), since it has no network, and is interrupted by message.
+(:attr:`Limits.notebook_output_bytes`). The kernel talks to the grader over Unix sockets
+in a short private directory under ``/tmp`` (socket paths are limited to 107 bytes), since
+it has no network, and is interrupted by message.
 
-:func:`configure_sandbox` switches nbgrader's ``Autograde`` to :class:`SandboxedExecute`,
-which runs each notebook on a :class:`SandboxedKernelManager` and then decides every hidden
-test in the grader (:mod:`coursekit.grading.trusted`). ``coursekit grade`` does this for
-every submission. The submission and scratch directories should lie under a hidden
-directory (``/tmp``, the course directory, ...): their parents are then recreated
-traversable; elsewhere, their real parents must be traversable by other users.
+:func:`configure_sandbox` switches nbgrader's ``Autograde`` to :class:`SandboxedExecute`:
+hidden-test regions are removed from the cells before the kernel sees them, and after the
+notebook ran, the hidden checks are graded by :mod:`coursekit.instructor.hidden` and decide
+every test cell's score.
 
 Where bubblewrap is missing or cannot create namespaces (a container without the
 privilege), or ``COURSEKIT_NO_BWRAP=1`` is set, :func:`sandboxed_command` logs a loud
@@ -41,6 +45,7 @@ readable by everyone) and reach the network.
 from __future__ import annotations
 
 import functools
+import json
 import logging
 import os
 import shutil
@@ -48,6 +53,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import weakref
 from dataclasses import dataclass
@@ -57,37 +63,44 @@ from jupyter_client import AsyncKernelManager
 from nbgrader.preprocessors import Execute
 from traitlets import Int, List, Unicode
 
-from coursekit.grading.trusted import (
-    RECORD_ENV,
-    clear_records,
-    hidden_checks,
-    integrity_problems,
-    trusted_verdict,
-)
-
 log = logging.getLogger(__name__)
 
-#: The first of the unprivileged user ids kernels run as (one per grading process, so that
-#: ``RLIMIT_NPROC``, counted per user, is not shared by kernels graded in parallel).
+#: The first of the unprivileged user ids sandboxes run as (one per grading process and
+#: role, so that ``RLIMIT_NPROC``, counted per user, is not shared).
 SANDBOX_UID = 200000
+#: Added to a kernel's user id for the process that runs its hidden cases.
+RUNNER_UID_OFFSET = 1_000_000
 #: Directories hidden behind an empty tmpfs unless something in them is put back.
 HIDDEN = ("/root", "/home", "/work", "/tmp", "/var/tmp", "/srv", "/mnt")
+#: Where the sandboxed code sees its files.
+SUBMISSION = "/tmp/sandbox/submission"
+HOME = "/tmp/sandbox/home"
+CONNECTION = "/tmp/sandbox/run/kernel.json"
+#: The file the grader writes beside a notebook's scratch space with every test cell's
+#: status (read by :mod:`coursekit.instructor.grade`).
+VERDICTS_FILE = "verdicts.json"
+#: Environment variables a sandbox inherits from the grader; everything else is set.
+ENV_ALLOWED = ("LANG", "LC_ALL", "LC_CTYPE", "TZ")
 
 
 @dataclass(frozen=True)
 class Limits:
-    """Resource limits of one student kernel.
+    """Resource limits of one student kernel (and of its hidden-case process).
 
     Attributes
     ----------
     memory : int
-        Address space in bytes (``RLIMIT_AS``); numpy and torch need about 1 GiB to import.
+        Memory of all the sandbox's processes together (resident, watched by
+        :class:`Watchdog`), and the address space of each one (``RLIMIT_AS``); numpy and
+        torch need about 1 GiB to import.
     processes : int
         Processes and threads of the sandbox user (``RLIMIT_NPROC``).
     cpu_seconds : int
-        CPU time of the kernel (``RLIMIT_CPU``); wall time per cell is nbclient's timeout.
+        CPU time of each process (``RLIMIT_CPU``); wall time per cell is nbclient's timeout.
     output_bytes : int
         Largest file the kernel may write (``RLIMIT_FSIZE``).
+    disk : int
+        Size of the writable home (an in-memory file system).
     notebook_seconds : int
         Wall time of a whole notebook, all cells together (each cell also has nbgrader's
         ``Execute.timeout``). Cells left when it runs out are not run and get an error.
@@ -100,6 +113,7 @@ class Limits:
     processes: int = 64
     cpu_seconds: int = 600
     output_bytes: int = 64 * 1024**2
+    disk: int = 256 * 1024**2
     notebook_seconds: int = 900
     notebook_output_bytes: int = 4 * 1024**2
 
@@ -137,12 +151,70 @@ def _bwrap_works() -> bool:
         return False
 
 
-def visible_paths() -> list[str]:
-    """What the kernel needs to run: the Python installation and coursekit's own package."""
-    import coursekit
+class SandboxError(RuntimeError):
+    """The grading environment cannot run student code as configured (stops the run)."""
 
-    paths = {sys.prefix, sys.base_prefix, os.path.realpath(sys.executable)}
-    paths.add(str(Path(coursekit.__file__).resolve().parent))
+
+@functools.lru_cache(maxsize=8)
+def kernel_package(python: str, name: str = "coursekit") -> str:
+    """The directory of the package ``name`` that ``python`` imports, resolved the way a
+    kernel resolves it (the grader's allowlisted environment, a neutral working directory).
+
+    Raises :class:`SandboxError` when that interpreter cannot import it.
+    """
+    code = f"import {name}, os; print(os.path.realpath(os.path.dirname({name}.__file__)))"
+    try:
+        done = subprocess.run(
+            [python, "-c", code],
+            capture_output=True,
+            text=True,
+            timeout=120,
+            cwd="/",
+            env=sandbox_env({}),
+        )
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        raise SandboxError(f"cannot start the kernel's Python {python}: {exc}") from exc
+    if done.returncode != 0:
+        last = (done.stderr.strip().splitlines() or ["no output"])[-1]
+        raise SandboxError(
+            f"the kernel's Python ({python}) cannot import {name}: {last}. Install coursekit "
+            "into the environment the kernel runs in (pip install -e <course checkout>)."
+        )
+    return done.stdout.strip().splitlines()[-1]
+
+
+def kernel_python(kernel_name: str = "python3") -> str:
+    """The interpreter Jupyter starts for ``kernel_name`` (as jupyter_client resolves it)."""
+    from jupyter_client.kernelspec import KernelSpecManager
+
+    try:
+        argv = KernelSpecManager().get_kernel_spec(kernel_name).argv
+    except Exception:  # noqa: BLE001 - no such kernel spec: the grader's own interpreter
+        return sys.executable
+    first = argv[0] if argv else "python"
+    major, minor = sys.version_info[:2]
+    if first in ("python", f"python{major}", f"python{major}.{minor}"):
+        return sys.executable
+    return shutil.which(first) or first
+
+
+def _source_checkout(package: str) -> str | None:
+    """The source checkout a package was installed from (editable install), if any: its
+    other files (the course's ``solutions/``...) are hidden."""
+    parent = Path(package).parent
+    if (parent / "pyproject.toml").exists() or (parent / "setup.py").exists():
+        return str(parent)
+    return None
+
+
+def visible_paths(package: str | None = None) -> list[str]:
+    """What sandboxed code needs to run: the Python installation and ``package`` (the
+    coursekit the kernel imports; the grader's by default)."""
+    if package is None:
+        import coursekit
+
+        package = str(Path(coursekit.__file__).resolve().parent)
+    paths = {sys.prefix, sys.base_prefix, os.path.realpath(sys.executable), package}
     return sorted(p for p in paths if os.path.exists(p))
 
 
@@ -160,26 +232,49 @@ def sandbox_uid() -> int:
     return SANDBOX_UID + os.getpid()
 
 
+def sandbox_env(extra: dict[str, str]) -> dict[str, str]:
+    """A sandbox's whole environment: :data:`ENV_ALLOWED` from the grader's, plus ``extra``."""
+    env = {k: os.environ[k] for k in ENV_ALLOWED if k in os.environ}
+    env.setdefault("LANG", "C.UTF-8")
+    env["PATH"] = "/usr/local/bin:/usr/bin:/bin"
+    env.update(OMP_NUM_THREADS="1", OPENBLAS_NUM_THREADS="1", MKL_NUM_THREADS="1")
+    env.update(extra)
+    return env
+
+
+@dataclass(frozen=True)
+class Mount:
+    """``source`` (a host path) seen at ``target`` in the sandbox; with no source, an empty
+    in-memory file system of ``size`` bytes (hiding what was there), or without a size a
+    new directory inside another mount."""
+
+    source: str | None
+    target: str
+    writable: bool = False
+    size: int | None = None
+
+
 def sandboxed_command(
     cmd: list[str],
     *,
-    submission_dir: str | os.PathLike,
-    scratch_dir: str | os.PathLike,
+    mounts: list[Mount],
+    cwd: str,
     limits: Limits = Limits(),
     hide: tuple[str | os.PathLike, ...] = (),
     uid: int | None = None,
-    writable: tuple[str | os.PathLike, ...] = (),
+    package: str | None = None,
+    args_dir: str | os.PathLike | None = None,
+    fallback_dirs: tuple[str, ...] = (),
 ) -> list[str]:
     """The argv that runs ``cmd`` in the sandbox described in the module docstring.
 
-    ``cmd`` keeps its paths: the submission and scratch directories appear at their own
-    paths. ``scratch_dir`` must be writable by ``uid`` (default :func:`sandbox_uid`, see
-    :func:`prepare_dirs`). Without a usable bubblewrap, only the limits apply (warning).
+    ``mounts`` say what the sandbox sees where (see :class:`Mount`); ``cwd`` is inside it.
+    Bubblewrap's own arguments go to a file in ``args_dir`` (a directory the sandbox does
+    not see). Without a usable bubblewrap only the limits apply (warning), the mounts'
+    host paths are used as they are, and ``fallback_dirs`` must be reachable by ``uid``.
     """
     if not isinstance(limits, Limits):
         raise TypeError(f"limits must be a Limits, got {type(limits).__name__}")
-    submission = os.path.realpath(submission_dir)
-    scratch = os.path.realpath(scratch_dir)
     uid = str(sandbox_uid() if uid is None else uid)
     setpriv = ["setpriv", "--reuid", uid, "--regid", uid, "--clear-groups", "--"]
     if not bwrap_usable():
@@ -192,22 +287,24 @@ def sandboxed_command(
             else "not installed or no permission to create namespaces",
         )
         # As root, still drop to the sandbox user (root is exempt from RLIMIT_NPROC), when
-        # that user can reach the two directories through their real parents.
+        # that user can reach the directories through their real parents.
         drop = os.geteuid() == 0 and shutil.which("setpriv") is not None
-        if drop and not all(map(_traversable_by_others, (submission, scratch))):
+        if drop and not all(map(_traversable_by_others, fallback_dirs)):
             log.warning(
-                "the kernel runs as root: the parents of %s or %s are not traversable by "
+                "the sandboxed code runs as root: the parents of %s are not traversable by "
                 "other users, so the process limit does not apply",
-                submission,
-                scratch,
+                ", ".join(fallback_dirs),
             )
             drop = False
         return [*limits.prlimit_args(), *(setpriv if drop else []), *cmd]
+    package = package or visible_paths()[-1]
     hidden = [os.path.realpath(p) for p in (*HIDDEN, *hide)]
+    checkout = _source_checkout(package)
+    if checkout:
+        hidden.append(checkout)
     hidden = sorted({p for p in hidden if os.path.isdir(p)}, key=len)
     tops = [h for h in hidden if not any(h != o and _under(h, o) for o in hidden)]
     argv = [
-        shutil.which("bwrap"),
         "--ro-bind", "/", "/",
         "--dev", "/dev",
         "--proc", "/proc",
@@ -219,25 +316,61 @@ def sandboxed_command(
     for top in tops:
         argv += ["--perms", "0755", "--tmpfs", top]
     made: set[str] = set()
-    binds = [(p, "--ro-bind") for p in visible_paths()]
-    binds += [(submission, "--ro-bind"), (scratch, "--bind")]
-    binds += [(os.path.realpath(p), "--bind") for p in writable]
-    for path, kind in binds:
-        top = next((t for t in tops if _under(path, t)), None)
-        if top is None and kind == "--ro-bind":
-            continue  # already visible, read only
-        if top is not None:
-            # Parents created under a tmpfs are 0700 unless told; nobody must traverse them.
-            parent = Path(path).parent
-            for p in reversed([parent, *parent.parents]):
-                if _under(str(p), top) and str(p) != top and str(p) not in made:
-                    made.add(str(p))
-                    argv += ["--perms", "0755", "--dir", str(p)]
-        argv += [kind, path, path]
-    argv += ["--chdir", submission, "--setenv", "HOME", scratch, "--setenv", "TMPDIR", scratch]
+
+    def parents(path: str) -> list[str]:
+        # Parents created under a tmpfs are 0700 unless told; the sandbox user must
+        # traverse them.
+        out = []
+        for p in reversed(Path(path).parents):
+            p = str(p)
+            if p != "/" and p not in made and _in_tops(p, tops):
+                made.add(p)
+                out += ["--perms", "0755", "--dir", p]
+        return out
+
+    visible = visible_paths(package)
+    for path in visible:
+        nested = any(path != other and _under(path, other) for other in visible)
+        if _in_tops(path, tops) and not nested:
+            argv += parents(path) + ["--ro-bind", path, path]
+            made.add(path)
+    for mount in mounts:
+        argv += parents(mount.target)
+        if mount.source is None:
+            argv += ["--perms", "01777" if mount.writable else "0755"]
+            if mount.size:
+                argv += ["--size", str(mount.size), "--tmpfs", mount.target]
+            else:
+                argv += ["--dir", mount.target]
+        else:
+            kind = "--bind" if mount.writable else "--ro-bind"
+            argv += [kind, os.path.realpath(mount.source), mount.target]
+        made.add(mount.target)
     # The kernel would watch its parent's pid, which does not exist in its pid namespace.
-    argv += ["--unsetenv", "JPY_PARENT_PID"]
-    return [*argv, "--", *limits.prlimit_args(), *setpriv, *cmd]
+    argv += ["--chdir", cwd, "--unsetenv", "JPY_PARENT_PID"]
+    args_dir = args_dir or tempfile.gettempdir()
+    fd, args_file = tempfile.mkstemp(prefix="bwrap-", suffix=".args", dir=args_dir)
+    with os.fdopen(fd, "wb") as fh:
+        fh.write(b"".join(a.encode() + b"\0" for a in argv))
+    # sh only opens the file on descriptor 3 and becomes bwrap: /proc shows "bwrap --args 3"
+    # and the command, none of the host paths the options name.
+    inner = [*limits.prlimit_args(), *setpriv, *cmd]
+    script = 'f="$1"; shift; exec "$0" --args 3 -- "$@" 3<"$f"'
+    return ["/bin/sh", "-c", script, shutil.which("bwrap"), args_file, *inner]
+
+
+def _in_tops(path: str, tops: list[str]) -> bool:
+    return any(_under(path, t) and path != t for t in tops)
+
+
+def prepare_submission(submission_dir: str | os.PathLike) -> None:
+    """Make the submission readable by the sandbox user."""
+    for root, _dirs, files in os.walk(submission_dir):
+        os.chmod(root, os.stat(root).st_mode | 0o755)
+        for name in files:
+            path = os.path.join(root, name)
+            if not os.path.islink(path):
+                os.chmod(path, os.stat(path).st_mode | 0o444)
 
 
 def prepare_dirs(
@@ -248,51 +381,132 @@ def prepare_dirs(
     os.makedirs(scratch_dir, exist_ok=True)
     os.chown(scratch_dir, uid, uid)
     os.chmod(scratch_dir, 0o700)
-    for root, _dirs, files in os.walk(submission_dir):
-        os.chmod(root, os.stat(root).st_mode | 0o755)
-        for name in files:
-            path = os.path.join(root, name)
-            os.chmod(path, os.stat(path).st_mode | 0o444)
+    prepare_submission(submission_dir)
 
 
-def seed_matplotlib_cache(directory: str, uid: int) -> None:
-    """Give a fresh kernel home the grader's matplotlib font list.
+def matplotlib_font_list() -> str | None:
+    """The grader's matplotlib font list (built if missing), or ``None``.
 
-    A home without it makes matplotlib scan every font again at the first figure, about
-    0.4 s per notebook. The list only names font files, which the sandbox can read anyway.
+    A fresh kernel home without it makes matplotlib scan every font again at the first
+    figure, about 0.4 s per notebook. The list only names font files, which the sandbox can
+    read anyway.
     """
     try:
         import matplotlib
         from matplotlib import font_manager  # builds and saves the list if it is missing
     except ImportError:
-        return
+        return None
     name = f"fontlist-v{font_manager.FontManager.__version__}.json"
     source = os.path.join(matplotlib.get_cachedir(), name)
+    return source if os.path.exists(source) else None
+
+
+def seed_matplotlib_cache(directory: str, uid: int) -> None:
+    """Copy the grader's matplotlib font list into ``directory`` (a kernel's
+    ``MPLCONFIGDIR`` outside bubblewrap), owned by ``uid``."""
+    source = matplotlib_font_list()
     os.makedirs(directory, exist_ok=True)
-    if os.path.exists(source):
-        shutil.copyfile(source, os.path.join(directory, name))
-    for path in (directory, os.path.join(directory, name)):
-        if os.path.exists(path):
-            os.chown(path, uid, uid)
+    if source:
+        shutil.copyfile(source, os.path.join(directory, os.path.basename(source)))
+    for path in (directory, *(os.path.join(directory, n) for n in os.listdir(directory))):
+        os.chown(path, uid, uid)
+
+
+class Watchdog:
+    """Kills a sandbox (the process ``pid`` and all its descendants) when together they hold
+    more than ``memory`` bytes of resident memory, or the files in ``directories`` grow
+    past ``disk`` bytes. ``reason`` says why it struck."""
+
+    def __init__(self, pid: int, memory: int, directories=(), disk: int = 0, every=0.1):
+        self.pid, self.memory, self.directories, self.disk = pid, memory, directories, disk
+        self.reason: str | None = None
+        self._stop = threading.Event()
+        self._every = every
+        self._page = os.sysconf("SC_PAGE_SIZE")
+        self._thread = threading.Thread(target=self._run, daemon=True, name=f"watch-{pid}")
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    def _tree(self) -> list[int]:
+        children: dict[int, list[int]] = {}
+        for entry in os.scandir("/proc"):
+            if not entry.name.isdigit():
+                continue
+            try:
+                with open(f"/proc/{entry.name}/stat", "rb") as fh:
+                    stat = fh.read()
+            except OSError:
+                continue
+            fields = stat[stat.rfind(b")") + 2 :].split()
+            children.setdefault(int(fields[1]), []).append(int(entry.name))
+        tree, todo = [], [self.pid]
+        while todo:
+            pid = todo.pop()
+            tree.append(pid)
+            todo += children.get(pid, [])
+        return tree
+
+    def _resident(self, pids: list[int]) -> int:
+        total = 0
+        for pid in pids:
+            try:
+                with open(f"/proc/{pid}/statm", "rb") as fh:
+                    total += int(fh.read().split()[1]) * self._page
+            except (OSError, ValueError, IndexError):
+                continue
+        return total
+
+    def _disk(self) -> int:
+        total = 0
+        for directory in self.directories:
+            try:
+                with os.scandir(directory) as entries:
+                    for entry in entries:
+                        if entry.is_file(follow_symlinks=False):
+                            total += entry.stat(follow_symlinks=False).st_size
+            except OSError:
+                continue
+        return total
+
+    def _run(self) -> None:
+        while not self._stop.wait(self._every):
+            pids = self._tree()
+            if len(pids) == 1 and not os.path.exists(f"/proc/{self.pid}"):
+                return
+            if self._resident(pids) > self.memory:
+                self.reason = (
+                    f"its processes together used more than {self.memory / 1024**3:.1f} GiB "
+                    "of memory"
+                )
+            elif self.disk and self._disk() > self.disk:
+                self.reason = f"it wrote more than {self.disk / 1024**2:.0f} MiB of files"
+            if self.reason:
+                for pid in reversed(pids):
+                    try:
+                        os.kill(pid, signal.SIGKILL)
+                    except (ProcessLookupError, PermissionError):
+                        continue
+                return
 
 
 class SandboxedKernelManager(AsyncKernelManager):
     """A kernel manager whose kernels run in :func:`sandboxed_command`'s sandbox.
 
-    Configure it with ``scratch_dir`` (required), ``submission_dir`` (default: the working
-    directory the notebook runs in), ``hide`` and the limits. The kernel's connection file
-    lives in the scratch directory, and the kernel's environment gets
-    :data:`RECORD_ENV` so that hidden tests only record outputs (see
-    :mod:`coursekit.grading.trusted`).
+    Configure it with ``scratch_dir`` (required; the connection file and bubblewrap's
+    arguments, never seen by the kernel), ``submission_dir`` (default: the working
+    directory the notebook runs in), ``hide`` and the limits.
     """
 
-    scratch_dir = Unicode("", help="Writable scratch directory of the kernel.").tag(config=True)
+    scratch_dir = Unicode("", help="Grader-side scratch directory of the kernel.").tag(config=True)
     submission_dir = Unicode("", help="Student's directory (default: cwd).").tag(config=True)
     hide = List(Unicode(), help="More directories to make invisible.").tag(config=True)
     memory = Int(Limits.memory).tag(config=True)
     processes = Int(Limits.processes).tag(config=True)
     cpu_seconds = Int(Limits.cpu_seconds).tag(config=True)
     output_bytes = Int(Limits.output_bytes).tag(config=True)
+    disk = Int(Limits.disk).tag(config=True)
 
     def __init__(self, **kwargs):
         super().__init__(**kwargs)
@@ -306,40 +520,73 @@ class SandboxedKernelManager(AsyncKernelManager):
         weakref.finalize(self, shutil.rmtree, self._socket_dir, True)
         self.ip = os.path.join(self._socket_dir, "k")
         self.connection_file = os.path.join(self.scratch_dir, "kernel.json")
+        self.watchdog: Watchdog | None = None
 
     @property
-    def record_dir(self) -> str:
-        return os.path.join(self.scratch_dir, "records")
+    def limits(self) -> Limits:
+        return Limits(
+            memory=self.memory,
+            processes=self.processes,
+            cpu_seconds=self.cpu_seconds,
+            output_bytes=self.output_bytes,
+            disk=self.disk,
+        )
 
     async def _async_launch_kernel(self, kernel_cmd, **kw):
-        submission = self.submission_dir or kw.get("cwd") or os.getcwd()
-        prepare_dirs(submission, self.scratch_dir)
-        os.makedirs(self.record_dir, exist_ok=True)
-        os.chown(self.record_dir, sandbox_uid(), sandbox_uid())
-        os.chown(self._socket_dir, sandbox_uid(), sandbox_uid())
+        submission = os.path.realpath(self.submission_dir or kw.get("cwd") or os.getcwd())
+        uid = sandbox_uid()
+        prepare_submission(submission)
+        os.chown(self._socket_dir, uid, uid)
         if os.path.exists(self.connection_file):
-            os.chown(self.connection_file, sandbox_uid(), sandbox_uid())
-        env = dict(kw.get("env") or os.environ)
-        env[RECORD_ENV] = self.record_dir
-        env.update(OMP_NUM_THREADS="1", OPENBLAS_NUM_THREADS="1", MKL_NUM_THREADS="1")
-        env.update(HOME=self.scratch_dir, TMPDIR=self.scratch_dir)  # also without bubblewrap
-        mpl_dir = os.path.join(self.scratch_dir, ".matplotlib")
-        seed_matplotlib_cache(mpl_dir, sandbox_uid())
-        env["MPLCONFIGDIR"] = mpl_dir
-        kw["env"] = env
-        limits = Limits(self.memory, self.processes, self.cpu_seconds, self.output_bytes)
-        argv = sandboxed_command(
-            list(kernel_cmd),
-            submission_dir=submission,
-            scratch_dir=self.scratch_dir,
-            limits=limits,
-            hide=tuple(self.hide),
-            writable=(self._socket_dir,),
+            os.chown(self.connection_file, uid, uid)
+        package = kernel_package(kernel_cmd[0])
+        if bwrap_usable():
+            home = HOME
+            font_list = matplotlib_font_list()
+            mounts = [
+                Mount(submission, SUBMISSION),
+                Mount(None, HOME, writable=True, size=self.disk),
+                Mount(None, f"{HOME}/.matplotlib", writable=True),
+                Mount(self.connection_file, CONNECTION),
+                Mount(self._socket_dir, self._socket_dir, writable=True),
+            ]
+            if font_list:
+                target = f"{HOME}/.matplotlib/{os.path.basename(font_list)}"
+                mounts.append(Mount(font_list, target))
+            cmd = [CONNECTION if a == self.connection_file else a for a in kernel_cmd]
+            cwd = SUBMISSION
+        else:
+            home = os.path.join(self.scratch_dir, "home")
+            prepare_dirs(submission, home, uid)
+            seed_matplotlib_cache(os.path.join(home, ".matplotlib"), uid)
+            mounts, cmd, cwd = [], list(kernel_cmd), submission
+        kw["env"] = sandbox_env(
+            {"HOME": home, "TMPDIR": home, "MPLCONFIGDIR": f"{home}/.matplotlib"}
         )
-        return await super()._async_launch_kernel(argv, **kw)
+        argv = sandboxed_command(
+            cmd,
+            mounts=mounts,
+            cwd=cwd,
+            limits=self.limits,
+            hide=tuple(self.hide),
+            uid=uid,
+            package=package,
+            args_dir=self.scratch_dir,
+            fallback_dirs=(submission, home),
+        )
+        kw["cwd"] = "/" if bwrap_usable() else submission
+        connection_info = await super()._async_launch_kernel(argv, **kw)
+        process = getattr(self.provisioner, "process", None)
+        if process is not None:
+            self.watchdog = Watchdog(
+                process.pid, self.memory, directories=(self._socket_dir,), disk=self.disk
+            )
+        return connection_info
 
     async def _async_cleanup_resources(self, restart: bool = False) -> None:
         await super()._async_cleanup_resources(restart=restart)
+        if self.watchdog is not None:
+            self.watchdog.stop()
         if not restart:
             shutil.rmtree(self._socket_dir, ignore_errors=True)
 
@@ -353,12 +600,73 @@ class SandboxedKernelManager(AsyncKernelManager):
         await super()._async_signal_kernel(signum)
 
 
-class SandboxedExecute(Execute):
-    """nbgrader's ``Execute`` with a sandboxed kernel and the trusted hidden-test verdict.
+def runner_command(
+    tasks,
+    *,
+    scratch_dir: str,
+    runtime_root: str,
+    hide: tuple[str, ...],
+    limits: Limits,
+    python: str | None = None,
+) -> tuple[list[str], dict[str, str]]:
+    """``(argv, env)`` of the sandboxed process that runs the hidden cases of ``tasks``
+    (:mod:`coursekit.grading.runner`), with coursekit replaced by the runtime of
+    :func:`coursekit.instructor.hidden.build_runtime` and PyTorch hidden unless a task
+    needs it."""
+    import importlib.util
 
-    After the notebook ran, every graded test cell that calls ``check`` is judged here, in
-    the grader, from the outputs its kernel recorded; a cell that fails gets an error output
-    (so nbgrader scores it 0 and the feedback shows why), whatever the kernel printed.
+    from coursekit.instructor.hidden import build_runtime
+
+    python = python or kernel_python()
+    package = kernel_package(python)
+    runtime = str(build_runtime(runtime_root, tasks))
+    uid = sandbox_uid() + RUNNER_UID_OFFSET
+    cmd = [python, "-I", "-m", "coursekit.grading.runner"]
+    limits = Limits(
+        memory=limits.memory,
+        processes=8,
+        cpu_seconds=limits.cpu_seconds,
+        output_bytes=limits.output_bytes,
+        disk=64 * 1024**2,
+    )
+    if bwrap_usable():
+        mounts = [Mount(None, HOME, writable=True, size=limits.disk), Mount(runtime, package)]
+        torch = importlib.util.find_spec("torch")
+        if torch is not None and torch.origin and not any(t.needs_torch for t in tasks):
+            mounts.append(Mount(None, os.path.dirname(torch.origin), size=4096))
+        home, cwd = HOME, HOME
+    else:
+        # Without bubblewrap nothing can hide the references: the runner still runs the
+        # student's definitions only, as the sandbox user.
+        home = cwd = tempfile.mkdtemp(prefix="runner-", dir=scratch_dir)
+        os.chown(home, uid, uid)
+        mounts = []
+    env = sandbox_env({"HOME": home, "TMPDIR": home, "PYTHONDONTWRITEBYTECODE": "1"})
+    argv = sandboxed_command(
+        cmd,
+        mounts=mounts,
+        cwd=cwd,
+        limits=limits,
+        hide=hide,
+        uid=uid,
+        package=package,
+        args_dir=scratch_dir,
+        fallback_dirs=(home,),
+    )
+    return argv, env
+
+
+class SandboxedExecute(Execute):
+    """nbgrader's ``Execute`` with a sandboxed kernel and hidden tests judged apart.
+
+    Before the notebook runs, hidden-test regions are removed from the cells (the kernel
+    never sees their source or seeds). After it ran, every hidden check is graded by
+    :func:`coursekit.instructor.hidden.run_hidden_checks`, and each graded test cell's
+    outputs are rewritten so that nbgrader's score is coursekit's: an error the kernel
+    raised in the cell becomes a stderr note starting with ``public test failed:``, a value
+    the cell returned becomes plain display data (nbgrader would read it as a score), and a
+    failed hidden check appends a ``GradingError``. The statuses go to
+    :data:`VERDICTS_FILE` in the scratch directory.
     """
 
     notebook_timeout = Int(Limits.notebook_seconds, help="Wall time of the notebook.").tag(
@@ -367,6 +675,12 @@ class SandboxedExecute(Execute):
     max_output_bytes = Int(
         Limits.notebook_output_bytes, help="Output kept for the whole notebook."
     ).tag(config=True)
+    secret_file = Unicode("", help="The course secret hidden inputs are drawn from.").tag(
+        config=True
+    )
+    runtime_root = Unicode("", help="Cache of the hidden-case runtimes (default: scratch).").tag(
+        config=True
+    )
 
     def __init__(self, *args, **kwargs):
         kwargs["kernel_manager_class"] = SandboxedKernelManager
@@ -377,6 +691,8 @@ class SandboxedExecute(Execute):
         self._deadline = float("inf")
         self._output_left = self.max_output_bytes
         self._truncated: set[int] = set()
+        self._dead: str | None = None
+        self._export_index: int | None = None
 
     def _get_timeout(self, cell):
         """The cell's own timeout, cut to what is left of the notebook's (at least 1 s)."""
@@ -386,7 +702,12 @@ class SandboxedExecute(Execute):
     def preprocess_cell(self, cell, resources, index):
         if self._deadline == float("inf"):  # the clock starts with the first cell
             self._deadline = time.monotonic() + self.notebook_timeout
-        if cell.cell_type == "code" and time.monotonic() >= self._deadline:
+        if cell.cell_type != "code":
+            return cell, resources
+        if self._dead is not None:
+            cell.outputs = [nbformat_error("NotRun", f"not run: {self._dead}")]
+            return cell, resources
+        if time.monotonic() >= self._deadline:
             cell.outputs = [
                 nbformat_error(
                     "NotebookTimeout",
@@ -395,9 +716,22 @@ class SandboxedExecute(Execute):
                 )
             ]
             return cell, resources
-        return super().preprocess_cell(cell, resources, index)
+        from nbclient.exceptions import DeadKernelError
+
+        try:
+            return super().preprocess_cell(cell, resources, index)
+        except DeadKernelError:
+            watchdog = getattr(self.km, "watchdog", None)
+            why = watchdog.reason if watchdog is not None and watchdog.reason else None
+            self._dead = "the kernel had died in an earlier cell" + (f" ({why})" if why else "")
+            cell.outputs.append(
+                nbformat_error("DeadKernelError", "the kernel died" + (f": {why}" if why else ""))
+            )
+            return cell, resources
 
     def output(self, outs, msg, display_id, cell_index):
+        if cell_index == self._export_index:
+            return super().output(outs, msg, display_id, cell_index)
         size = _content_bytes(msg.get("content", {}))
         if size > self._output_left:
             self._output_left = 0
@@ -409,26 +743,169 @@ class SandboxedExecute(Execute):
         return super().output(outs, msg, display_id, cell_index)
 
     def preprocess(self, nb, resources=None, km=None):
+        from coursekit.grading.state import MIME
+        from coursekit.instructor import hidden
+
         scratch = self.config.SandboxedKernelManager.get("scratch_dir")
         if not scratch:
             raise ValueError("SandboxedKernelManager.scratch_dir must be set, got nothing")
-        record_dir = os.path.join(scratch, "records")
-        os.makedirs(record_dir, exist_ok=True)
-        clear_records(record_dir)
+        os.makedirs(scratch, exist_ok=True)
         self._deadline = float("inf")
-        self._output_left, self._truncated = self.max_output_bytes, set()
-        nb, resources = super().preprocess(nb, resources, km=km)
-        tests = [c for c in nb.cells if _is_test(c) and hidden_checks(c.source)]
-        tasks = sorted({name for c in tests for name, _ in hidden_checks(c.source)})
-        student = [c.source for c in nb.cells if c.cell_type == "code" and not _restored(c)]
-        problems = integrity_problems(student, tasks)
-        for cell in tests:
-            passed, message = trusted_verdict(cell.source, record_dir)
-            reasons = [] if passed else [message]
-            reasons += sorted({problems[n] for n, _ in hidden_checks(cell.source) if n in problems})
-            if reasons:
-                cell.outputs.append(nbformat_error("GradingError", "\n".join(reasons)))
+        self._output_left, self._truncated, self._dead = self.max_output_bytes, set(), None
+        # The kernel never sees hidden-test source.
+        tests: dict[int, tuple[str, list]] = {}
+        for index, cell in enumerate(nb.cells):
+            if _is_test(cell):
+                tests[index] = (cell.source, hidden.hidden_checks(cell.source))
+                cell.source = hidden.strip_hidden(cell.source)
+        units = hidden.extract_units(
+            (i + 1, c.source)
+            for i, c in enumerate(nb.cells)
+            if c.cell_type == "code" and i not in tests
+        )
+        checks = [c for _, found in tests.values() for c in found]
+        names = _state_request(checks, units)
+        self._export_index = None
+        if names is not None:
+            from nbformat.v4 import new_code_cell
+
+            nb.cells.append(
+                new_code_cell(
+                    f"__import__('coursekit.grading.state', fromlist=['export']).export({names!r})"
+                )
+            )
+            self._export_index = len(nb.cells) - 1
+        try:
+            nb, resources = super().preprocess(nb, resources, km=km)
+        finally:
+            exported = None
+            if self._export_index is not None:
+                export_cell = nb.cells.pop(self._export_index)
+                exported = _exported_state(export_cell, MIME)
+                self._export_index = None
+            for index, (source, _) in tests.items():
+                nb.cells[index].source = source
+        verdicts = self._grade_hidden(checks, units, exported)
+        statuses = {}
+        for index, (_, found) in tests.items():
+            cell = nb.cells[index]
+            public_error = _neutralize_outputs(cell)
+            grade_id = cell.metadata.get("nbgrader", {}).get("grade_id", str(index))
+            statuses[grade_id] = _cell_status(found, verdicts, public_error)
+            if found and statuses[grade_id]["status"] != "passed":
+                cell.outputs.append(nbformat_error("GradingError", statuses[grade_id]["message"]))
+        self._write_verdicts(scratch, resources, statuses)
         return nb, resources
+
+    def _grade_hidden(self, checks, units, exported):
+        from coursekit.grading.trusted import integrity_problems
+        from coursekit.instructor import hidden
+
+        if not checks:
+            return {}
+        secret = None
+        if self.secret_file:
+            secret = hidden.load_secret(os.path.dirname(self.secret_file))
+        manager = self.config.SandboxedKernelManager
+        scratch = manager.get("scratch_dir")
+        limits = Limits(
+            memory=manager.get("memory", Limits.memory),
+            cpu_seconds=manager.get("cpu_seconds", Limits.cpu_seconds),
+            output_bytes=manager.get("output_bytes", Limits.output_bytes),
+        )
+        hide = tuple(manager.get("hide", ()))
+        runtimes = self.runtime_root or os.path.join(scratch, "runtimes")
+        factory = hidden.ProcessFactory(
+            lambda tasks: runner_command(
+                tasks, scratch_dir=scratch, runtime_root=runtimes, hide=hide, limits=limits
+            )
+        )
+        timeout = float(self.timeout or 300)
+        verdicts = hidden.run_hidden_checks(
+            checks,
+            units,
+            factory,
+            secret=secret,
+            timeout=timeout,
+            state=(lambda _names: exported),
+        )
+        problems = integrity_problems([src for _, src in units.units], [c.task for c in checks])
+        for check in checks:
+            if check.task in problems and verdicts[check].passed:
+                verdicts[check] = hidden.TaskVerdict(check.task, "integrity", problems[check.task])
+        return verdicts
+
+    def _write_verdicts(self, scratch, resources, statuses) -> None:
+        name = (resources or {}).get("unique_key") or "notebook"
+        path = Path(scratch) / VERDICTS_FILE
+        try:
+            existing = json.loads(path.read_text())
+        except (OSError, ValueError):
+            existing = {}
+        existing[name] = statuses
+        path.write_text(json.dumps(existing, indent=1))
+
+
+_SEVERITY = ("integrity", "missing", "error", "timeout", "failed", "passed")
+
+
+def _state_request(checks, units) -> list[str] | None:
+    from coursekit.grading.core import get_task
+    from coursekit.instructor.hidden import state_names
+
+    roots = []
+    for check in checks:
+        try:
+            if get_task(check.task).notebook_state:
+                roots += check.names
+        except KeyError:
+            continue
+    return state_names(units, roots) if roots else None
+
+
+def _exported_state(cell, mime: str) -> str | None:
+    for out in cell.get("outputs", []):
+        data = out.get("data", {}) if out.get("output_type") == "display_data" else {}
+        if mime in data:
+            value = data[mime]
+            text = value if isinstance(value, str) else json.dumps(value)
+            return text if len(text) <= 256 * 1024**2 else None
+    return None
+
+
+def _neutralize_outputs(cell) -> str | None:
+    """Make the kernel's outputs of a test cell unable to decide its score: an error
+    becomes a ``public test failed:`` stderr note (returned), a returned value becomes
+    display data."""
+    from nbformat.v4 import new_output
+
+    outputs, error = [], None
+    for out in cell.outputs:
+        if out.output_type == "error":
+            error = f"{out.get('ename', 'Error')}: {out.get('evalue', '')}".strip()
+            outputs.append(
+                new_output("stream", name="stderr", text=f"public test failed: {error}\n")
+            )
+        elif out.output_type == "execute_result":
+            outputs.append(new_output("display_data", data=out.get("data", {})))
+        else:
+            outputs.append(out)
+    cell.outputs = outputs
+    return error
+
+
+def _cell_status(found, verdicts, public_error) -> dict:
+    if not found:
+        # A test cell without a hidden check is judged by its public asserts.
+        if public_error:
+            return {"status": "failed", "message": f"public test failed: {public_error}"}
+        return {"status": "passed", "message": ""}
+    results = [verdicts[c] for c in found if c in verdicts]
+    worst = min(results, key=lambda v: _SEVERITY.index(v.status), default=None)
+    if worst is None or worst.passed:
+        return {"status": "passed", "message": ""}
+    message = "\n".join(v.message for v in results if not v.passed)
+    return {"status": worst.status, "message": message}
 
 
 def _content_bytes(content: dict) -> int:
@@ -451,23 +928,28 @@ def _is_test(cell) -> bool:
     return cell.cell_type == "code" and bool(meta.get("grade")) and not meta.get("solution")
 
 
-def _restored(cell) -> bool:
-    """Whether nbgrader restored this cell from the gradebook (a locked cell)."""
-    meta = cell.get("metadata", {}).get("nbgrader", {})
-    return bool(meta.get("locked")) and not meta.get("solution")
-
-
 def nbformat_error(ename: str, evalue: str):
     from nbformat.v4 import new_output
 
     return new_output("error", ename=ename, evalue=evalue, traceback=[f"{ename}: {evalue}"])
 
 
-def configure_sandbox(config, *, scratch_dir, hide=(), limits: Limits = Limits()) -> None:
-    """Make nbgrader's ``Autograde`` run every kernel sandboxed, with trusted hidden tests.
+def configure_sandbox(
+    config,
+    *,
+    scratch_dir,
+    hide=(),
+    limits: Limits = Limits(),
+    secret_file=None,
+    runtime_root=None,
+) -> None:
+    """Make nbgrader's ``Autograde`` run every kernel sandboxed, with hidden tests graded
+    apart (:class:`SandboxedExecute`).
 
     ``config`` is the course's traitlets ``Config`` (changed in place); ``hide`` should name
-    the course directory and the grader's scratch root.
+    the course directory and the grader's scratch root; ``secret_file`` is the course
+    secret (:func:`coursekit.instructor.hidden.load_secret`); ``runtime_root`` where the
+    runtimes of the hidden-case processes are cached (shared by a run's submissions).
     """
     from nbgrader.converters import Autograde
 
@@ -477,8 +959,13 @@ def configure_sandbox(config, *, scratch_dir, hide=(), limits: Limits = Limits()
     config.SandboxedKernelManager.processes = limits.processes
     config.SandboxedKernelManager.cpu_seconds = limits.cpu_seconds
     config.SandboxedKernelManager.output_bytes = limits.output_bytes
+    config.SandboxedKernelManager.disk = limits.disk
     config.SandboxedExecute.notebook_timeout = limits.notebook_seconds
     config.SandboxedExecute.max_output_bytes = limits.notebook_output_bytes
+    if secret_file:
+        config.SandboxedExecute.secret_file = str(secret_file)
+    if runtime_root:
+        config.SandboxedExecute.runtime_root = str(runtime_root)
     current = (
         config.Autograde.get("autograde_preprocessors")
         or Autograde.autograde_preprocessors.default()
