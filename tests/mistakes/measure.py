@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import ast
 import contextlib
+import copy
 import io
 import sys
 import warnings
@@ -35,8 +36,8 @@ if str(TESTS_DIR) not in sys.path:
 
 import nbgrader_harness as harness  # noqa: E402
 
-from coursekit.grading import submissions  # noqa: E402
-from coursekit.grading.core import collect_outputs, get_task, judge  # noqa: E402
+from coursekit.grading import diagnose, submissions  # noqa: E402
+from coursekit.grading.core import collect_outputs, get_task, judge, to_plain  # noqa: E402
 
 _KEPT_STATEMENTS = (ast.Import, ast.ImportFrom, ast.FunctionDef, ast.ClassDef, ast.Assign)
 
@@ -57,6 +58,8 @@ class Result:
     passed: list[str] = field(default_factory=list)
     #: one entry per extra seed: did some check of the named cells fail with it?
     extra_seed_kills: list[bool] = field(default_factory=list)
+    #: failing cases that :mod:`coursekit.grading.diagnose` explains (a relation or a hint)
+    explanations: list[str] = field(default_factory=list)
 
     @property
     def killed(self) -> bool:
@@ -65,6 +68,11 @@ class Result:
     @property
     def diagnosed(self) -> bool:
         return any("hint:" in message for message in self.failed.values())
+
+    @property
+    def explained(self) -> bool:
+        """Named by a task's Mistake, or explained by the generic diagnosis."""
+        return self.diagnosed or bool(self.explanations)
 
 
 def cells(aid: str) -> list[Cell]:
@@ -147,7 +155,10 @@ def grade(namespace: dict, aid: str, tests: list[str], name: str, extra_seeds: i
             with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
                 warnings.simplefilter("ignore")
                 with np.errstate(all="ignore"):
-                    verdict = judge(task, seed, collect_outputs(task, fn, seed))
+                    outcomes = collect_outputs(task, fn, seed)
+                    verdict = judge(task, seed, outcomes)
+                    if not verdict.passed:
+                        result.explanations += explain(task, seed, outcomes)
                     for extra in range(extra_seeds):
                         other_seed = seed + 1000 * (extra + 1)
                         other = judge(task, other_seed, collect_outputs(task, fn, other_seed))
@@ -158,6 +169,23 @@ def grade(namespace: dict, aid: str, tests: list[str], name: str, extra_seeds: i
             else:
                 result.failed[key] = verdict.message()
     return result
+
+
+def explain(task, seed: int, outcomes) -> list[str]:
+    """What :mod:`coursekit.grading.diagnose` says about the failing cases beyond counts:
+    a relation between the wrong and the right output, or a hint for an error."""
+    found = []
+    cases = list(task.cases(np.random.default_rng(seed)))
+    for case, outcome in zip(cases, outcomes):
+        if outcome.error is not None:
+            hint = diagnose.explain_error(outcome.error)
+        else:
+            want = to_plain(task.run(task.reference, copy.deepcopy(case)))
+            message = diagnose.explain_mismatch(outcome.output, want, task.rtol, task.atol)
+            hint = message if message and " — " in message else None
+        if hint:
+            found.append(f"case '{case.label}': {hint}")
+    return found
 
 
 def _answer_namespace(aid: str, base: dict, cell_id: str, code: str) -> dict:
@@ -203,11 +231,14 @@ def summary(aid: str, extra_seeds: int = 0) -> dict:
     results = grade_mistakes(aid, extra_seeds)
     killed = [r for _, r in results if r.killed]
     diagnosed = [r for r in killed if r.diagnosed]
+    explained = [r for r in killed if r.explained]
     return {
         "assignment": aid,
         "mistakes": len(results),
         "killed": len(killed),
         "diagnosed": len(diagnosed),
+        "explained": len(explained),
+        "unexplained": [r.name for r in killed if not r.explained],
         "survivors": [r.name for _, r in results if not r.killed],
         "undiagnosed": [r.name for r in killed if not r.diagnosed],
         # mistakes that some other seed lets through (the course secret changes the seeds)
@@ -224,8 +255,11 @@ def main(argv: list[str]) -> None:
         diag = s["diagnosed"] / max(s["killed"], 1)
         print(
             f"{aid}: {s['mistakes']} mistakes, killed {s['killed']} ({kill:.0%}), "
-            f"diagnosed {s['diagnosed']} ({diag:.0%} of kills)"
+            f"diagnosed {s['diagnosed']} ({diag:.0%} of kills); named or explained by "
+            f"coursekit.grading.diagnose {s['explained']} ({s['explained'] / max(s['killed'], 1):.0%})"
         )
+        if s["unexplained"]:
+            print("  unexplained:", ", ".join(s["unexplained"]))
         if s["seed_dependent"]:
             print("  survive another seed:", ", ".join(s["seed_dependent"]))
         if s["survivors"]:
@@ -236,6 +270,8 @@ def main(argv: list[str]) -> None:
             for mutation, result in grade_mistakes(aid):
                 for key, message in result.failed.items():
                     print(f"--- {mutation.name} [{key}]\n{message}")
+                for line in result.explanations:
+                    print(f"    diagnose: {line}")
         alts = grade_alternatives(aid)
         wrong = {n: r.failed for n, r in alts.items() if r.killed}
         print(f"  alternatives: {len(alts)}, with a failing hidden check: {len(wrong)}")
