@@ -47,6 +47,8 @@ EDITION_DATA = "coursekit/student/edition"
 MANIFEST = ".coursekit-edition.json"
 MARKERS = ("BEGIN SOLUTION", "END SOLUTION", "BEGIN HIDDEN TESTS", "END HIDDEN TESTS")
 MIN_LINE = 12
+#: Consecutive solution lines a lecture may not show.
+RUN = 4
 _TEMPLATES = Path(__file__).with_name("edition")
 _SKIP_DIRS = {"__pycache__", ".ipynb_checkpoints", ".git", ".venv"}
 #: The grader's kernel environment (set by the course's nbgrader_config.py), shipped so
@@ -202,13 +204,14 @@ def edition_files(course: Course, title: str = "Training deep networks") -> dict
 # -- the leak scan --------------------------------------------------------------------------
 
 
-def _hidden_regions(source: str) -> tuple[list[str], list[str]]:
-    """(solution lines, hidden-test lines) of one source cell, stripped."""
+def _hidden_regions(source: str) -> tuple[list[list[str]], list[str]]:
+    """(solution regions as lists of lines, hidden-test lines) of one source cell, stripped."""
     solution, hidden, region = [], [], None
     for line in source.splitlines():
         text = line.strip()
         if "BEGIN SOLUTION" in text:
-            region = solution
+            region = []
+            solution.append(region)
         elif "BEGIN HIDDEN TESTS" in text:
             region = hidden
         elif "END SOLUTION" in text or "END HIDDEN TESTS" in text:
@@ -218,20 +221,32 @@ def _hidden_regions(source: str) -> tuple[list[str], list[str]]:
     return solution, hidden
 
 
-def secrets(course: Course) -> tuple[set[str], set[str], set[int]]:
-    """(solution lines, hidden-test lines, hidden seeds) of the course's source notebooks."""
-    solution, hidden, seeds = set(), set(), set()
+@dataclass
+class Secrets:
+    """What the course's source notebooks hide from students."""
+
+    solution: set[str]
+    hidden: set[str]
+    seeds: set[int]
+    regions: list[list[str]]
+
+
+def secrets(course: Course) -> Secrets:
+    """Solution lines and regions, hidden-test lines and hidden seeds of the source notebooks."""
+    found = Secrets(set(), set(), set(), [])
     for path in sorted(course.directory("source").glob("*/*.ipynb")):
         for cell in nbformat.read(str(path), as_version=4).cells:
-            sol, hid = _hidden_regions(cell.get("source", ""))
-            solution.update(s for s in sol if len(s) >= MIN_LINE)
-            hidden.update(s for s in hid if len(s) >= MIN_LINE)
-            for line in hid:
-                seeds.update(int(s) for s in re.findall(r"\bseed\s*=\s*(\d+)", line))
-    return solution, hidden, seeds
+            regions, hidden = _hidden_regions(cell.get("source", ""))
+            found.regions += regions
+            found.solution.update(s for r in regions for s in r if len(s) >= MIN_LINE)
+            found.hidden.update(s for s in hidden if len(s) >= MIN_LINE)
+            for line in hidden:
+                found.seeds.update(int(s) for s in re.findall(r"\bseed\s*=\s*(\d+)", line))
+    return found
 
 
-def _lines(path: str, content: bytes) -> set[str]:
+def _sequence(path: str, content: bytes) -> list[str]:
+    """The stripped, non-empty lines of a file (of its cells' sources, for a notebook)."""
     text = content.decode("utf-8", errors="replace")
     if path.endswith(".ipynb"):
         try:
@@ -239,42 +254,68 @@ def _lines(path: str, content: bytes) -> set[str]:
             text = "\n".join(c.get("source", "") for c in nb.cells)
         except Exception:  # noqa: BLE001 - an unreadable notebook is scanned as text
             pass
-    return {line.strip() for line in text.splitlines()}
+    return [s for s in (line.strip() for line in text.splitlines()) if s]
+
+
+def _runs(lines: list[str], size: int = RUN) -> set[tuple[str, ...]]:
+    return {tuple(lines[i : i + size]) for i in range(len(lines) - size + 1)}
+
+
+def _verbatim_library(path: str, content: bytes) -> bool:
+    if not path.startswith("coursekit/") or path.startswith(f"{EDITION_DATA}/"):
+        return False
+    original = Path(coursekit.__file__).resolve().parent / path[len("coursekit/") :]
+    if not original.is_file():
+        return False
+    expected = original.read_bytes()
+    if path == "coursekit/__init__.py":
+        expected = expected.replace(b'    "grading",\n', b"")
+    return content == expected
 
 
 def leaks(course: Course, files: dict[str, bytes]) -> list[str]:
     """Hidden material in ``files``: markers, seeds, solution or hidden-test lines.
 
-    A solution line is allowed where the release shows it too, and in a library or lecture
-    file that the course itself ships with that line (the library holds the reference
-    implementations by design: the README says so).
+    Nowhere: a solution or hidden-test marker, a hidden seed, a hidden-test line. A
+    solution line (of 12 or more characters) that the release does not show is a leak
+    anywhere but in the library and the lectures, which are public teaching material: the
+    library holds the reference implementations by design (the README says so) and ships
+    verbatim, and a lecture may share a line with a solution, but not a run of
+    :data:`RUN` consecutive solution lines.
     """
-    solution, hidden, seeds = secrets(course)
+    found = secrets(course)
     released: set[str] = set()
     for path, content in files.items():
         if path.startswith("assignments/"):
-            released |= _lines(path, content)
-    seed_re = re.compile(r"\bseed\s*=\s*(" + "|".join(map(str, sorted(seeds))) + r")\b")
-    package = Path(coursekit.__file__).resolve().parent
+            released.update(_sequence(path, content))
+    solution = found.solution - released
+    runs = set()
+    for region in found.regions:
+        runs |= {r for r in _runs(region) if sum(s in solution for s in r) >= 2}
+    seed_re = re.compile(r"\bseed\s*=\s*(" + "|".join(map(str, sorted(found.seeds))) + r")\b")
     problems = []
     for path, content in sorted(files.items()):
         text = content.decode("utf-8", errors="replace")
         problems += [f"{path}: marker {m!r}" for m in MARKERS if m in text]
-        if seeds and (found := seed_re.search(text)):
-            problems.append(f"{path}: hidden seed {found.group(0)!r}")
-        lines = _lines(path, content)
-        problems += [f"{path}: hidden-test line {s[:60]!r}" for s in sorted(hidden & lines)]
-        shipped: set[str] = set()
-        if path.startswith("coursekit/"):
-            original = package / path[len("coursekit/") :]
-            shipped = _lines(path, original.read_bytes()) if original.is_file() else set()
+        if found.seeds and (hit := seed_re.search(text)):
+            problems.append(f"{path}: hidden seed {hit.group(0)!r}")
+        lines = _sequence(path, content)
+        problems += [
+            f"{path}: hidden-test line {s[:60]!r}" for s in sorted(found.hidden & set(lines))
+        ]
+        if _verbatim_library(path, content):
+            pass
         elif path.startswith("lectures/"):
-            original = course.root / path
-            shipped = _lines(path, original.read_bytes()) if original.is_file() else set()
-        for line in sorted((solution & lines) - released - shipped):
-            problems.append(f"{path}: solution line {line[:60]!r}")
+            for run in sorted(runs & _runs(lines)):
+                problems.append(f"{path}: solution lines {run[0][:40]!r} ... {run[-1][:40]!r}")
+        else:
+            problems += [f"{path}: solution line {s[:60]!r}" for s in sorted(solution & set(lines))]
         parts = Path(path).parts
-        if parts[:2] in (("coursekit", "grading"), ("coursekit", "instructor")):
+        if parts[:2] in (
+            ("coursekit", "grading"),
+            ("coursekit", "instructor"),
+            ("coursekit", "cli"),
+        ):
             problems.append(f"{path}: instructor package")
         if parts[0] in ("solutions", "tests", ".coursekit") or "secret" in Path(path).name:
             problems.append(f"{path}: instructor file")
