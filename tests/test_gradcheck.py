@@ -330,3 +330,142 @@ def test_bad_inputs_to_the_checker():
         numerical_gradient(smooth, np.ones(2, dtype=np.float16))
     with pytest.raises(ValueError, match="h must be > 0, got 0"):
         numerical_gradient(smooth, np.ones(2), h=0)
+
+
+# --- the round-off floor: no false alarms at realistic sizes ---------------------------------
+
+
+def batchnorm_train(x, gamma, beta):
+    from coursekit.normalization import batchnorm_forward
+
+    d = x.shape[1]
+    return batchnorm_forward(x, gamma, beta, np.zeros(d), np.ones(d), mode="train")
+
+
+def softmax_loss_layer(scores, y):
+    from coursekit.losses import softmax_loss
+
+    loss, dscores = softmax_loss(scores, y)
+    return np.array(loss), dscores
+
+
+def realistic_case(name):
+    from coursekit.activations import tanh_backward, tanh_forward
+    from coursekit.normalization import batchnorm_backward
+
+    rng = np.random.default_rng(11)
+    if name == "batchnorm 64x100":
+        inputs = {
+            "x": 1.0 + 3.0 * rng.standard_normal((64, 100)),
+            "gamma": rng.uniform(0.5, 2.0, 100),
+            "beta": rng.standard_normal(100),
+        }
+        return batchnorm_train, batchnorm_backward, inputs, {}
+    if name == "saturated tanh 32x50":
+        return tanh_forward, tanh_backward, {"x": 10.0 * rng.standard_normal((32, 50))}, {}
+    y = rng.integers(100, size=64)
+    return (
+        softmax_loss_layer,
+        lambda dout, dscores: dout * dscores,
+        {"scores": rng.standard_normal((64, 100))},
+        {"y": y},
+    )
+
+
+@pytest.mark.parametrize(
+    "name", ["batchnorm 64x100", "saturated tanh 32x50", "softmax loss 64x100"]
+)
+def test_correct_layers_at_realistic_sizes_pass(name):
+    forward, backward, inputs, kwargs = realistic_case(name)
+    # The plain elementwise relative error (atol=0) raises a false alarm on each of them:
+    # their smallest gradient entries are below the round-off of the numerical gradient.
+    plain = check_layer_gradients(
+        forward, backward, inputs, atol=0, verbose=False, raise_on_failure=False, **kwargs
+    )
+    assert max(plain.values()) > 1e-5
+    errors = check_layer_gradients(forward, backward, inputs, verbose=False, **kwargs)
+    assert max(errors.values()) <= 1e-7
+
+
+def test_a_small_planted_error_at_a_realistic_size_is_still_caught():
+    from coursekit.normalization import batchnorm_backward
+
+    forward, _, inputs, _ = realistic_case("batchnorm 64x100")
+
+    def one_entry_off(dout, cache):
+        dx, dgamma, dbeta = batchnorm_backward(dout, cache)
+        dx = dx.copy()
+        dx[5, 7] *= 1.0 + 1e-4  # one entry of 6400, wrong in its fifth digit
+        return dx, dgamma, dbeta
+
+    with pytest.raises(GradientCheckError, match=r"failed for x \(tol=1e-07\)") as info:
+        check_layer_gradients(forward, one_entry_off, inputs, verbose=False)
+    assert info.value.failed == ["x"]
+    assert 1e-6 < info.value.errors["x"] < 1e-4
+
+
+@given(seeded_rngs())
+def test_the_check_fails_exactly_where_an_entry_exceeds_both_thresholds(rng):
+    # A linear layer has an exact numerical gradient up to round-off, so an error planted in
+    # one entry decides the result: above max(tol * (|a| + |n|), atol) fails, well below passes.
+    inputs = affine_inputs(rng, n=6, d=(4,), m=3)
+    _, cache = affine_forward(*inputs.values())
+    dout = rng.standard_normal((6, 3))
+    good = affine_backward(dout, cache)
+    entry = tuple(rng.integers(s) for s in good[1].shape)
+    atol = 1e-6
+    threshold = max(1e-7 * 2 * abs(good[1][entry]), atol)
+    for factor, fails in [(3.0, True), (0.1, False)]:
+
+        def planted(d, c, delta=factor * threshold):
+            dx, dw, db = affine_backward(d, c)
+            dw = dw.copy()
+            dw[entry] += delta
+            return dx, dw, db
+
+        errors = check_layer_gradients(
+            affine_forward,
+            planted,
+            inputs,
+            dout=dout,
+            atol=atol,
+            verbose=False,
+            raise_on_failure=False,
+        )
+        assert (errors["w"] > 1e-7) == fails, (factor, errors)
+
+
+def test_atol_zero_is_the_plain_relative_error_and_bad_atol_is_refused():
+    inputs = affine_inputs(np.random.default_rng(8))
+    _, cache = affine_forward(*inputs.values())
+    dout = np.random.default_rng(0).standard_normal((4, 5))
+    errors = check_layer_gradients(
+        affine_forward, affine_backward, inputs, dout=dout, atol=0, verbose=False
+    )
+    numeric = numerical_gradient_array(
+        lambda w: affine_forward(inputs["x"], w, inputs["b"])[0], inputs["w"], dout
+    )
+    assert errors["w"] == rel_error(affine_backward(dout, cache)[1], numeric)
+    with pytest.raises(ValueError, match="atol must be >= 0, got -1"):
+        check_layer_gradients(affine_forward, affine_backward, inputs, atol=-1)
+    with pytest.raises(ValueError, match="atol must be finite, got inf"):
+        check_layer_gradients(affine_forward, affine_backward, inputs, atol=float("inf"))
+    with pytest.raises(ValueError, match="atol must be >= 0, got nan"):
+        check_layer_gradients(affine_forward, affine_backward, inputs, atol=float("nan"))
+
+
+def test_the_table_and_the_message_show_the_round_off_floor(capsys):
+    inputs = affine_inputs(np.random.default_rng(2))
+    with pytest.raises(GradientCheckError, match=r"\[round-off floor \d\.\de-\d\d\]"):
+        check_layer_gradients(affine_forward, flipped_sign_db, inputs)
+    header = capsys.readouterr().out.splitlines()[1]
+    assert header.split() == [
+        "input",
+        "shape",
+        "max",
+        "rel.",
+        "error",
+        "round-off",
+        "floor",
+        "result",
+    ]
