@@ -168,33 +168,6 @@ def cmd_similarity(args) -> int:
     return 0
 
 
-def cmd_similarity(args) -> int:
-    from coursekit.instructor.similarity import similarity, write_outputs
-
-    course = _course(args)
-    result = similarity(
-        course,
-        args.assignment,
-        threshold=args.threshold,
-        archive=args.archive,
-        workers=args.workers,
-    )
-    page = write_outputs(course, result, json_path=args.json)
-    flagged = result.flagged
-    print(
-        f"{args.assignment}: {len(result.pairs)} comparisons, {len(flagged)} flagged at score "
-        f">= {result.settings.threshold:g} (a lead for review, not a verdict)"
-    )
-    for p in flagged[:20]:
-        print(f"  {p.score:.2f}  {p.a}  {p.b}")
-    if len(flagged) > 20:
-        print(f"  ... {len(flagged) - 20} more in the page")
-    for note in result.notes:
-        print(f"note: {note}")
-    print(f"page: {page}" + (f"\nranked pairs: {args.json}" if args.json else ""))
-    return 0
-
-
 def cmd_demo(args) -> int:
     from coursekit.instructor.demo import run_demo
 
@@ -296,34 +269,6 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = add("report", cmd_report, "item analysis: pass rates, histogram, failures, ungradable")
     p.add_argument("assignment", metavar="ASSIGNMENT")
-
-    p = add(
-        "similarity",
-        cmd_similarity,
-        "rank pairs of submissions by code similarity (a lead for review)",
-        "Compare what students wrote in their answer cells (the release's starter code removed; "
-        "names, comments, whitespace, string contents and the order of functions ignored): "
-        "every pair of students, each student against coursekit's own implementation, and "
-        "optionally an archive of earlier terms. Writes reports/ASSIGNMENT/similarity.html "
-        "with the matching code side by side. Settings: c.CoursekitSimilarity in "
-        "nbgrader_config.py. A score is a lead for review, not a verdict.",
-    )
-    p.add_argument("assignment", metavar="ASSIGNMENT")
-    p.add_argument("--json", default=None, metavar="FILE", help="also write the ranked pairs")
-    p.add_argument(
-        "--archive",
-        default=None,
-        metavar="DIR",
-        help="earlier terms' submissions (any DIR/.../STUDENT/ASSIGNMENT/*.ipynb)",
-    )
-    p.add_argument(
-        "--threshold",
-        type=float,
-        default=None,
-        metavar="X",
-        help="flag pairs scoring at least X, in (0, 1] (default: the course's, else 0.5)",
-    )
-    p.add_argument("--workers", type=int, default=None, help="processes (default: cores)")
 
     p = add(
         "similarity",
