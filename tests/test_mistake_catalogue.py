@@ -7,6 +7,8 @@ notebook's seed and on other seeds (the course secret changes the cases a class 
 * every catalogued mistake fails a hidden check of the cells it names, whatever the seed;
 * at least 60% of them get a message that names the mistake;
 * every alternative solution passes every hidden check;
+* the public tests pass for the reference, and a mistake fails the public tests of its own
+  cell only (``measure.isolation``);
 * the catalogue has at least 20 mistakes per assignment.
 """
 
@@ -72,3 +74,17 @@ def test_a_wrong_function_is_killed_and_named():
     result = measure.grade(namespace, "a1", ["test_softmax"], "columns")
     assert result.killed and result.diagnosed
     assert not measure.grade(measure.base_namespace("a1"), "a1", ["test_softmax"], "ref").killed
+
+
+@pytest.mark.parametrize("aid", ASSIGNMENTS)
+def test_public_tests_pass_for_the_reference(aid):
+    assert measure.public_failures(measure.base_namespace(aid), aid) == {}
+
+
+@pytest.mark.parametrize("aid", ASSIGNMENTS)
+def test_one_mistake_fails_the_public_tests_of_its_own_cell_only(aid):
+    """Public tests are isolated: a cell uses coursekit's reference for every function it
+    needs besides the one it grades, so a mistake elsewhere does not fail it (unless the
+    graded function itself calls the wrong one, which the hidden checks then see too)."""
+    collateral = measure.isolation(aid)
+    assert not collateral, f"{aid}: public tests that fail for another task's mistake: {collateral}"

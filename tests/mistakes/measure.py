@@ -188,6 +188,53 @@ def explain(task, seed: int, outcomes) -> list[str]:
     return found
 
 
+def public_failures(namespace: dict, aid: str) -> dict[str, str]:
+    """Run the public part of every test cell (hidden tests removed) in a copy of
+    ``namespace``, as a student's kernel would; ``{test cell: error}`` for those that raise."""
+    import matplotlib.pyplot as plt
+
+    failures = {}
+    for test, source in test_cells(aid).items():
+        public = source.split(harness.HIDDEN_MARKERS[0])[0]
+        try:
+            _run(public, dict(namespace), provided=False)
+        except Exception as exc:  # noqa: BLE001 - a failing public test is a result
+            failures[test] = f"{type(exc).__name__}: {exc}"
+        finally:
+            plt.close("all")
+    return failures
+
+
+def isolation(aid: str) -> dict[str, dict[str, str]]:
+    """Public tests a mistake fails although the hidden checks of that cell pass.
+
+    A public test must depend only on the function its cell grades: such a failure means it
+    uses the student's code for another task (it should use coursekit's reference there).
+    ``{mistake: {test cell: error}}`` for the mistakes with such failures.
+    """
+    base = base_namespace(aid)
+    reference = {c.grade_id: c.source for c in cells(aid) if c.kind == "answer"}
+    tests = list(test_cells(aid))
+    out = {}
+    for mutation in harness.mistakes(aid):
+        code = mutation.apply(reference)[mutation.cell]
+        try:
+            namespace = _answer_namespace(aid, base, mutation.cell, code)
+        except Exception:  # noqa: BLE001 - a mutant that does not define its function
+            continue
+        failing = public_failures(namespace, aid)
+        hidden = grade(namespace, aid, [t for t in tests if t in failing], mutation.name)
+        failed_cells = {key.split("@")[0] for key in hidden.failed}
+        collateral = {}
+        for test, error in failing.items():
+            tasks = {task for task, _, _ in hidden_calls(test_cells(aid)[test])}
+            if test not in mutation.tests and not tasks & failed_cells:
+                collateral[test] = error
+        if collateral:
+            out[mutation.name] = collateral
+    return out
+
+
 def _answer_namespace(aid: str, base: dict, cell_id: str, code: str) -> dict:
     """``base`` with one answer cell replaced and every definitions-only answer re-run."""
     namespace = dict(base)
