@@ -466,3 +466,66 @@ def kernel_status(page) -> str | None:
         """() => document.querySelector('.jp-Notebook-ExecutionIndicator')
               ?.getAttribute('data-status') ?? null"""
     )
+
+
+# -- static pages (the instructor's report folder) ---------------------------------------------
+@dataclass
+class StaticPageCheck:
+    """What a page opened from disk did: requests beyond ``file://`` (blocked), requests
+    that failed, links whose target is missing, images that did not load."""
+
+    url: str
+    title: str = ""
+    network: list[str] = field(default_factory=list)
+    failed: list[str] = field(default_factory=list)
+    broken_links: list[str] = field(default_factory=list)
+    broken_images: list[str] = field(default_factory=list)
+    links: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not (self.network or self.failed or self.broken_links or self.broken_images)
+
+
+def check_static_page(context, path: Path, timeout_ms: float = 30_000) -> StaticPageCheck:
+    """Open ``path`` in a new page with every non-``file:`` request blocked (offline), and
+    check that each ``<a href>`` resolves (a file that exists, an anchor that exists) and
+    each ``<img>`` loaded."""
+    from urllib.parse import unquote, urlparse
+
+    url = Path(path).resolve().as_uri()
+    result = StaticPageCheck(url)
+    page = context.new_page()
+
+    def route(r):
+        if r.request.url.startswith(("file:", "data:")):
+            r.continue_()
+        else:
+            result.network.append(r.request.url)
+            r.abort()
+
+    page.route("**/*", route)
+    page.on("requestfailed", lambda req: result.failed.append(req.url))
+    try:
+        page.goto(url, wait_until="load", timeout=timeout_ms)
+        result.title = page.title()
+        hrefs = page.eval_on_selector_all("a[href]", "els => els.map(e => e.href)")
+        result.links = hrefs
+        for href in hrefs:
+            parsed = urlparse(href)
+            if parsed.scheme != "file":
+                result.broken_links.append(href)
+                continue
+            target = Path(unquote(parsed.path))
+            if not target.is_file():
+                result.broken_links.append(href)
+            elif parsed.fragment and target == Path(path).resolve():
+                found = page.evaluate("id => !!document.getElementById(id)", parsed.fragment)
+                if not found:
+                    result.broken_links.append(href)
+        result.broken_images = page.eval_on_selector_all(
+            "img", "els => els.filter(e => !(e.complete && e.naturalWidth > 0)).map(e => e.src)"
+        )
+    finally:
+        page.close()
+    return result
