@@ -11,7 +11,8 @@ both sides:
 * numeric numpy arrays (bytes, dtype and shape; never object arrays);
 * lists, tuples and dicts of those (string or integer keys);
 * instances of coursekit's own classes (a model, an optimizer): the class by name and the
-  instance's attributes, encoded the same way; and ``numpy.random.Generator`` by its state.
+  instance's attributes, encoded the same way; ``numpy.random.Generator`` by its state;
+  numeric dtypes by name.
 
 Anything else (a function, an open file, an instance of the student's own class) is not
 passed: it arrives as ``None`` and the note says which value it was. Nothing is pickled.
@@ -84,6 +85,10 @@ class _Encoder:
                     continue
                 items.append([k, self.encode(v, f"{path}[{k!r}]", depth + 1)])
             return {"dict": items}
+        if isinstance(value, np.dtype):
+            return {"dtype": value.str}
+        if isinstance(value, type) and issubclass(value, np.generic):
+            return {"dtype": np.dtype(value).str}
         if isinstance(value, np.random.Generator):
             state = value.bit_generator.state
             return {"generator": self.encode(state, f"{path}.state", depth + 1)}
@@ -115,7 +120,10 @@ def export(names: list[str], namespace: dict | None = None) -> None:
     from IPython.display import display
 
     if namespace is None:
-        namespace = __import__("__main__").__dict__
+        from IPython import get_ipython
+
+        shell = get_ipython()
+        namespace = shell.user_ns if shell is not None else __import__("__main__").__dict__
     present = {n: namespace[n] for n in names if n in namespace}
     state = encode_state(present)
     state["missing"] = [n for n in names if n not in namespace]
@@ -159,6 +167,11 @@ def _decode(node: Any, depth: int = 0) -> Any:
                 raise ValueError("dict keys are strings or integers")
             out[key] = _decode(value, depth + 1)
         return out
+    if kind == "dtype":
+        dtype = np.dtype(str(body))
+        if dtype.kind not in "biuf":
+            raise ValueError(f"dtypes of numbers only, got {dtype}")
+        return dtype
     if kind == "generator":
         state = _decode(body, depth + 1)
         bit_generator = getattr(np.random, str(state["bit_generator"]))()

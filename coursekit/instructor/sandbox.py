@@ -782,6 +782,7 @@ class SandboxedExecute(Execute):
             if self._export_index is not None:
                 export_cell = nb.cells.pop(self._export_index)
                 exported = _exported_state(export_cell, MIME)
+
                 self._export_index = None
             for index, (source, _) in tests.items():
                 nb.cells[index].source = source
