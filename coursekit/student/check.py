@@ -382,9 +382,16 @@ def run_like_grader(nb, settings: Settings) -> dict:
                     outcome["not_run"].append(index + 1)
                     continue
                 client.timeout = max(1, int(min(settings.cell_timeout, left)))
+                started = time.monotonic()
                 client.execute_cell(cell, index)
-                if any(o.get("ename") == "CellTimeoutError" for o in cell.get("outputs", [])):
+                errors = [o.get("ename") for o in cell.get("outputs", []) if "ename" in o]
+                # a timeout interrupts the kernel: the cell ends in KeyboardInterrupt
+                if time.monotonic() - started >= client.timeout or "CellTimeoutError" in errors:
                     outcome["timed_out"].append(index + 1)
+                    if not errors:
+                        cell.outputs.append(
+                            _error("CellTimeoutError", f"more than {client.timeout} s")
+                        )
     finally:
         for key, value in saved_env.items():
             if value is None:
@@ -597,7 +604,7 @@ def check_notebook(path, release, settings: Settings, expected_name: str | None 
         if _is_test(cell):
             message = f"{error[0]}: {error[1]}" if error else None
             report.tests.append(TestResult(_grade_id(cell), _points(cell), error is None, message))
-        elif error and error[0] not in ("CellTimeoutError", "NotebookTimeout"):
+        elif error and error[0] not in ("CellTimeoutError", "NotebookTimeout", "KeyboardInterrupt"):
             report.errors.append(f"cell {index + 1}: {error[0]}: {error[1]}")
     return report
 
