@@ -335,6 +335,96 @@ def test_load_state_dict_rejects_foreign_state():
         Adam(params).load_state_dict(bad)
 
 
+MALFORMED_STATES = [
+    # (optimizer, kwargs, change to the saved state of "W1", error, message)
+    ("Adam", {}, lambda e: e.pop("exp_avg"), ValueError, r"missing \['exp_avg'\], unexpected \[\]"),
+    (
+        "Adam",
+        {},
+        lambda e: e.update(velocity=np.zeros((4, 3))),
+        ValueError,
+        r"unexpected \['velocity'\]",
+    ),
+    (
+        "Adam",
+        {},
+        lambda e: e.update(step="3"),
+        TypeError,
+        r"\['W1'\]\['step'\] must be an int, got str",
+    ),
+    ("Adam", {}, lambda e: e.update(step=-1), ValueError, r"\['step'\] must be >= 0, got -1"),
+    ("Adam", {}, lambda e: e.update(step=2.0), TypeError, r"\['step'\] must be an int, got float"),
+    (
+        "Adam",
+        {},
+        lambda e: e.update(exp_avg_sq=[[0.0] * 3] * 4),
+        TypeError,
+        r"\['exp_avg_sq'\] must be a floating-point array, got list",
+    ),
+    (
+        "Adam",
+        {},
+        lambda e: e.update(exp_avg=np.zeros((4, 3), dtype=np.int64)),
+        TypeError,
+        r"\['exp_avg'\] must be a floating-point array, got int64",
+    ),
+    (
+        "Adam",
+        {"amsgrad": True},
+        lambda e: e.update(max_exp_avg_sq=np.zeros(3)),
+        ValueError,
+        r"\['max_exp_avg_sq'\] has shape \(3,\)",
+    ),
+    (
+        "SGD",
+        {"momentum": 0.9},
+        lambda e: e.update(momentum_buffer=0.0),
+        TypeError,
+        r"\['momentum_buffer'\] must be a floating-point array, got float",
+    ),
+    ("Adagrad", {}, lambda e: e.pop("sum"), ValueError, r"missing \['sum'\]"),
+    (
+        "RMSprop",
+        {"centered": True},
+        lambda e: e.pop("square_avg"),
+        ValueError,
+        r"missing \['square_avg'\]",
+    ),
+]
+
+
+@pytest.mark.parametrize(("name", "kwargs", "change", "error", "pattern"), MALFORMED_STATES)
+def test_load_state_dict_checks_the_state_at_load_time(name, kwargs, change, error, pattern):
+    params, quad = make_quadratic(0)
+    opt = CLASSES[name](params, lr=0.01, **kwargs)
+    opt.step(quadratic_grads(params, quad))
+    saved = opt.state_dict()
+    change(saved["state"]["W1"])
+    fresh = CLASSES[name](params, lr=0.5, **kwargs)
+    before = fresh.state_dict()
+    with pytest.raises(error, match=pattern):
+        fresh.load_state_dict(saved)
+    # Nothing was half-loaded, and the optimizer still steps.
+    assert fresh.hyperparams == before["hyperparams"]
+    assert fresh.state.keys() == before["state"].keys()
+    fresh.step(quadratic_grads(params, quad))
+
+
+def test_state_saved_before_an_option_was_switched_on_still_loads():
+    # Buffers of options switched on later are created at the next step, so a state without
+    # them is complete: what state_dict() returns always loads.
+    params, quad = make_quadratic(0)
+    for opt in (RMSprop(params, lr=0.01), Adam(params, lr=0.01)):
+        opt.step(quadratic_grads(params, quad))
+        switched = "momentum" if isinstance(opt, RMSprop) else "amsgrad"
+        opt.hyperparams[switched] = 0.9 if switched == "momentum" else True
+        saved = opt.state_dict()
+        again = type(opt)(params, lr=0.01)
+        again.load_state_dict(saved)
+        again.step(quadratic_grads(params, quad))
+        opt.step(quadratic_grads(params, quad))
+
+
 # -- weight decay: L2 in the gradient vs decoupled ----------------------------------------
 def _decoupled_run(opt_cls, kwargs, decay, seed=7, steps=100):
     """opt_cls without weight decay, the weights shrunk by (1 - decay) before each step."""
@@ -401,6 +491,35 @@ def test_float32_parameters_stay_float32(name):
             assert value.dtype == np.float32
 
 
+@pytest.mark.parametrize("name", list(CLASSES))
+def test_float16_gradients_on_float64_parameters_match_torch(name):
+    # Gradients up to 1e4: their squares overflow float16 (largest value 65504).
+    rng = np.random.default_rng(3)
+    params = {"w": rng.standard_normal(60)}
+    start = params["w"].copy()
+    tparams = to_torch(params)
+    kwargs = {"lr": 0.01, "momentum": 0.9} if name == "SGD" else {"lr": 0.01}
+    opt = CLASSES[name](params, **kwargs)
+    topt = build_torch(name, tparams, kwargs)
+    t = tparams["w"]
+    for _ in range(5):
+        g16 = (rng.standard_normal(60) * 3e3).astype(np.float16)
+        opt.step({"w": g16})
+        if name in ("RMSprop", "Adagrad"):
+            # torch refuses a float16 gradient on a float64 tensor unless told to accept it,
+            # and then these two promote to float64 themselves.
+            t.grad_dtype = None
+            t.grad = torch.from_numpy(g16)
+        else:
+            # Its Adam cannot mix dtypes at all (and its SGD would keep a float16 buffer):
+            # the float64 copy of the gradient is what they compute with.
+            t.grad = torch.from_numpy(g16).to(torch.float64)
+        topt.step()
+    assert_close(params["w"], t.detach().numpy(), f"{name} with float16 gradients")
+    assert np.all(params["w"] != start), "every coordinate moves"
+    assert params["w"].dtype == np.float64
+
+
 @given(
     shape=matrix_shapes(max_rows=6, max_cols=6),
     name=st.sampled_from(list(CLASSES)),
@@ -450,6 +569,70 @@ TORCH_MESSAGES = [
     ("AdamW", {"betas": (0.9, 1.5)}),
     ("AdamW", {"weight_decay": -0.01}),
 ]
+
+
+NAN = float("nan")
+# Every non-negative hyperparameter torch.optim checks with ``not 0.0 <= value`` refuses NaN.
+TORCH_NAN_MESSAGES = [
+    ("Adam", {"lr": NAN}),
+    ("Adam", {"eps": NAN}),
+    ("Adam", {"betas": (NAN, 0.999)}),
+    ("Adam", {"betas": (0.9, NAN)}),
+    ("Adam", {"weight_decay": NAN}),
+    ("AdamW", {"lr": NAN}),
+    ("AdamW", {"weight_decay": NAN}),
+    ("RMSprop", {"lr": NAN}),
+    ("RMSprop", {"alpha": NAN}),
+    ("RMSprop", {"eps": NAN}),
+    ("RMSprop", {"momentum": NAN}),
+    ("Adagrad", {"lr": NAN}),
+    ("Adagrad", {"lr_decay": NAN}),
+    ("Adagrad", {"initial_accumulator_value": NAN}),
+    ("Adagrad", {"eps": NAN}),
+]
+
+
+@pytest.mark.parametrize(("name", "kwargs"), TORCH_NAN_MESSAGES)
+def test_nan_hyperparameters_are_refused_as_torch_refuses_them(name, kwargs):
+    with pytest.raises(ValueError) as theirs:
+        TORCH_CLASSES[name]([torch.zeros(2, requires_grad=True)], **kwargs)
+    with pytest.raises(ValueError) as ours:
+        CLASSES[name]({"w": np.zeros(2)}, **kwargs)
+    assert str(ours.value) == str(theirs.value)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"lr": NAN}, "Invalid learning rate: nan"),
+        ({"momentum": NAN}, "Invalid momentum value: nan"),
+        ({"momentum": 0.9, "dampening": NAN}, "Invalid dampening value: nan"),
+        ({"weight_decay": NAN}, "Invalid weight_decay value: nan"),
+    ],
+)
+def test_sgd_refuses_nan_although_torch_does_not(kwargs, message):
+    # torch.optim.SGD checks ``value < 0``, which NaN passes; its first step then turns
+    # every parameter into NaN. coursekit refuses with the message torch uses for -1.
+    params = {"w": np.ones(2)}
+    with pytest.raises(ValueError, match=f"^{message}$"):
+        SGD(params, **kwargs)
+    tparam = torch.ones(2, requires_grad=True)
+    topt = torch.optim.SGD([tparam], **{"lr": 0.1, **kwargs})
+    tparam.grad = torch.ones(2)
+    topt.step()
+    topt.step()
+    assert torch.isnan(tparam).all()
+
+
+def test_infinite_hyperparameters_are_accepted_where_torch_accepts_them():
+    # torch.optim accepts lr = inf and eps = inf (0 <= inf); so does coursekit.
+    for kwargs in ({"lr": float("inf")}, {"eps": float("inf")}):
+        TORCH_CLASSES["Adam"]([torch.zeros(2, requires_grad=True)], **kwargs)
+        Adam({"w": np.zeros(2)}, **kwargs)
+    opt = Adam({"w": np.zeros(2)})
+    with pytest.raises(ValueError, match="^Invalid learning rate: nan$"):
+        opt.lr = NAN
+    assert opt.lr == 1e-3
 
 
 @pytest.mark.parametrize(("name", "kwargs"), TORCH_MESSAGES)

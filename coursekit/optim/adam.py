@@ -68,6 +68,7 @@ class Adam(Optimizer):
     """
 
     _rule = staticmethod(F.adam)
+    _optional_state = frozenset({"max_exp_avg_sq"})
 
     def __init__(
         self,

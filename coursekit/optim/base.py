@@ -43,15 +43,15 @@ def check_real(value, name: str) -> float:
 
 
 def check_lr(lr) -> float:
-    """``lr >= 0`` with PyTorch's message."""
-    if check_real(lr, "lr") < 0.0:
+    """``lr >= 0`` with PyTorch's message; NaN is refused too (``not 0 <= lr``, as torch.optim.Adam)."""
+    if not check_real(lr, "lr") >= 0.0:
         raise ValueError(f"Invalid learning rate: {lr}")
     return float(lr)
 
 
 def check_nonnegative(value, name: str, label: str | None = None) -> float:
-    """``value >= 0`` with PyTorch's message ``Invalid <label> value: <value>``."""
-    if check_real(value, name) < 0.0:
+    """``value >= 0`` (NaN refused) with PyTorch's message ``Invalid <label> value: <value>``."""
+    if not check_real(value, name) >= 0.0:
         raise ValueError(f"Invalid {label or name} value: {value}")
     return float(value)
 
@@ -190,27 +190,23 @@ class Optimizer:
     def load_state_dict(self, state_dict: Mapping) -> None:
         """Restore what ``state_dict()`` returned (deep-copied, so the argument stays independent).
 
-        The hyperparameters are validated as in the constructor; the state must name exactly
-        this optimizer's parameters and its arrays must have the parameters' shapes.
+        Everything is checked before anything changes, so a malformed state fails here, with
+        a message naming the entry, rather than at the next :meth:`step`: the
+        hyperparameters are validated as in the constructor; the state must name exactly
+        this optimizer's parameters; each parameter's entry must have the keys this
+        optimizer keeps (``"step"`` a non-negative int, the buffers floating-point arrays of
+        the parameter's shape). On failure the optimizer is left as it was.
         """
         if not isinstance(state_dict, Mapping) or set(state_dict) != {"hyperparams", "state"}:
             got = sorted(state_dict) if isinstance(state_dict, Mapping) else type(state_dict)
             raise ValueError(
                 f"state_dict must be a dict with keys ['hyperparams', 'state'], got {got}"
             )
-        state = state_dict["state"]
-        if set(state) != set(self.params):
-            raise ValueError(
-                f"state_dict is for parameters {sorted(state)}, "
-                f"this optimizer has {sorted(self.params)}"
+        if not isinstance(state_dict["hyperparams"], Mapping):
+            raise TypeError(
+                "state_dict['hyperparams'] must be a dict, got "
+                f"{type(state_dict['hyperparams']).__name__}"
             )
-        for name, entries in state.items():
-            for key, value in entries.items():
-                if isinstance(value, np.ndarray) and value.shape != self.params[name].shape:
-                    raise ValueError(
-                        f"state_dict['state'][{name!r}][{key!r}] has shape {value.shape} "
-                        f"but params[{name!r}] has shape {self.params[name].shape}"
-                    )
         hyperparams = copy.deepcopy(dict(state_dict["hyperparams"]))
         if set(hyperparams) != set(self.hyperparams):
             raise ValueError(
@@ -218,8 +214,58 @@ class Optimizer:
                 f"{type(self).__name__}'s {sorted(self.hyperparams)}"
             )
         self._validate_hyperparams(hyperparams)
+        state = state_dict["state"]
+        if not isinstance(state, Mapping):
+            raise TypeError(f"state_dict['state'] must be a dict, got {type(state).__name__}")
+        if set(state) != set(self.params):
+            raise ValueError(
+                f"state_dict is for parameters {sorted(state)}, "
+                f"this optimizer has {sorted(self.params)}"
+            )
+        for name, entries in state.items():
+            self._check_loaded_state(name, entries, hyperparams)
         self.hyperparams = hyperparams
         self.state = copy.deepcopy({name: dict(entries) for name, entries in state.items()})
+
+    # State entries that an update creates when missing (options switched on after the
+    # state was made); subclasses list theirs.
+    _optional_state: frozenset = frozenset()
+
+    def _check_loaded_state(self, name: str, entries, hyperparams: dict) -> None:
+        """Check one parameter's loaded state against what this optimizer would create."""
+        where = f"state_dict['state'][{name!r}]"
+        if not isinstance(entries, Mapping):
+            raise TypeError(f"{where} must be a dict, got {type(entries).__name__}")
+        param = self.params[name]
+        saved, self.hyperparams = self.hyperparams, hyperparams
+        try:
+            template = self._init_state(param)
+        finally:
+            self.hyperparams = saved
+        missing = sorted(set(template) - set(entries) - self._optional_state)
+        unknown = sorted(set(entries) - set(template) - self._optional_state)
+        if missing or unknown:
+            raise ValueError(
+                f"{where} has keys {sorted(entries)}: missing {missing}, unexpected {unknown} "
+                f"({type(self).__name__} keeps {sorted(set(template) | self._optional_state)})"
+            )
+        for key, value in entries.items():
+            if key == "step":
+                if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+                    raise TypeError(f"{where}['step'] must be an int, got {type(value).__name__}")
+                if value < 0:
+                    raise ValueError(f"{where}['step'] must be >= 0, got {value}")
+                continue
+            if value is None and key in template and template[key] is None:
+                continue  # a buffer created at the first step (SGD's momentum_buffer)
+            if not isinstance(value, np.ndarray) or not np.issubdtype(value.dtype, np.floating):
+                kind = value.dtype if isinstance(value, np.ndarray) else type(value).__name__
+                raise TypeError(f"{where}[{key!r}] must be a floating-point array, got {kind}")
+            if value.shape != param.shape:
+                raise ValueError(
+                    f"{where}[{key!r}] has shape {value.shape} "
+                    f"but params[{name!r}] has shape {param.shape}"
+                )
 
     def __repr__(self) -> str:
         hp = ", ".join(f"{k}={v!r}" for k, v in self.hyperparams.items())

@@ -10,7 +10,8 @@ state arrays for that parameter, and returns the new parameter and the new state
 By default the inputs are left untouched and new arrays are returned. With
 ``inplace=True`` the parameter and state arrays are overwritten and returned (the classes
 do this); ``grad`` is never modified. The gradient may be any real floating array of the
-parameter's shape; the arithmetic keeps the parameter's dtype.
+parameter's shape; the arithmetic keeps the parameter's dtype, and a narrower gradient
+(float16 on float64 parameters) is converted to it first (see :func:`effective_grad`).
 
 The rules follow ``torch.optim`` exactly (its single-tensor code path). Hyperparameters are
 **not** validated here; the classes validate them. ``step`` is the number of the update
@@ -45,8 +46,16 @@ def effective_grad(
     ``weight_decay`` here is the L2 penalty folded into the gradient (PyTorch's
     ``weight_decay`` for every optimizer but AdamW): the gradient of
     ``(weight_decay / 2) * ||param||^2`` is added. ``maximize=True`` negates ``grad`` first.
+
+    A gradient of a narrower float type than the parameter (float16 or float32 gradients on
+    float64 parameters) is first converted to the parameter's dtype, which is exact: the
+    rules then square it in the parameter's precision, where float16 would overflow above
+    256 (PyTorch's RMSprop and Adagrad promote the same way; its Adam refuses mixed dtypes).
+    A wider gradient is left as it is; the results are stored in the parameter's dtype.
     Returns ``grad`` itself when there is nothing to change, otherwise a new array.
     """
+    if grad.dtype != param.dtype and np.promote_types(grad.dtype, param.dtype) != grad.dtype:
+        grad = grad.astype(param.dtype)
     if weight_decay == 0 and not maximize:
         return grad
     if weight_decay == 0:

@@ -59,6 +59,8 @@ class RMSprop(Optimizer):
     Géron's slides put :math:`\epsilon` inside the root, :math:`\eta\,g/\sqrt{s + \epsilon}`.
     """
 
+    _optional_state = frozenset({"momentum_buffer", "grad_avg"})
+
     def __init__(
         self,
         params: Mapping[str, np.ndarray],

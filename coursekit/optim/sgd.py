@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 
 import numpy as np
@@ -101,6 +102,8 @@ class SGD(Optimizer):
         hp["lr"] = check_lr(hp["lr"])
         hp["momentum"] = check_nonnegative(hp["momentum"], "momentum")
         hp["dampening"] = check_real(hp["dampening"], "dampening")
+        if math.isnan(hp["dampening"]):  # torch.optim.SGD does not check; NaN poisons b
+            raise ValueError(f"Invalid dampening value: {hp['dampening']}")
         hp["weight_decay"] = check_nonnegative(hp["weight_decay"], "weight_decay")
         hp["nesterov"] = check_flag(hp["nesterov"], "nesterov")
         hp["maximize"] = check_flag(hp["maximize"], "maximize")
