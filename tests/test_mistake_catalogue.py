@@ -62,9 +62,10 @@ def test_most_kills_name_the_mistake(aid, graded):
 
 
 @pytest.mark.parametrize("aid", ASSIGNMENTS)
-def test_alternatives_pass_every_hidden_check(aid):
-    failing = {n: r.failed for n, r in measure.grade_alternatives(aid).items() if r.killed}
-    assert not failing, f"{aid}: valid alternatives fail hidden checks: {failing}"
+def test_alternatives_pass_every_hidden_and_public_check(aid):
+    alternatives = measure.grade_alternatives(aid, public=True)
+    failing = {n: r.failed for n, r in alternatives.items() if r.killed}
+    assert not failing, f"{aid}: valid alternatives fail hidden or public checks: {failing}"
 
 
 def test_a_wrong_function_is_killed_and_named():

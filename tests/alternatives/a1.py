@@ -44,3 +44,49 @@ ALTERNATIVES = {
     return m + np.log(np.exp(logits - m[:, np.newaxis]).sum(axis=1))""",
     },
 }
+
+# Written for issue 15: more valid formulations that stricter hidden cases must keep accepting.
+ALTERNATIVES.update(
+    {
+        "broadcast_with_numpy": {
+            "broadcast_shape": """def broadcast_shape(shape_a, shape_b):
+    return tuple(int(s) for s in np.broadcast_shapes(tuple(shape_a), tuple(shape_b)))""",
+        },
+        "standardize_two_pass_with_keepdims": {
+            "standardize_columns": """def standardize_columns(X):
+    mu = X.mean(axis=0, keepdims=True)
+    centered = X - mu
+    return centered / np.sqrt((centered**2).mean(axis=0, keepdims=True))""",
+        },
+        "one_loop_over_training_points_and_clipped_expansion": {
+            "distances_one_loop": """def pairwise_distances_one_loop(X, Y):
+    out = np.empty((X.shape[0], Y.shape[0]))
+    for j in range(Y.shape[0]):
+        out[:, j] = np.sqrt(((X - Y[j]) ** 2).sum(axis=1))
+    return out""",
+            "distances_no_loops": """def pairwise_distances_no_loops(X, Y):
+    sq = (
+        np.einsum("ij,ij->i", X, X)[:, None]
+        + np.einsum("ij,ij->i", Y, Y)[None, :]
+        - 2 * X @ Y.T
+    )
+    return np.sqrt(np.clip(sq, 0, None))""",
+        },
+        "knn_dictionary_vote": {
+            "knn_predict": """def knn_predict(dists, y_train, k=1):
+    order = np.argsort(dists, axis=1, kind="mergesort")[:, :k]
+    preds = np.empty(len(dists), dtype=int)
+    for i, row in enumerate(y_train[order]):
+        counts = {}
+        for label in row.tolist():
+            counts[label] = counts.get(label, 0) + 1
+        best = max(counts.values())
+        preds[i] = min(label for label, c in counts.items() if c == best)
+    return preds""",
+        },
+        "logsumexp_with_logaddexp": {
+            "logsumexp": """def logsumexp(logits):
+    return np.logaddexp.reduce(logits, axis=1)""",
+        },
+    }
+)

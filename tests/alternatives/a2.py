@@ -52,3 +52,59 @@ def tanh_backward(dout, cache):
     return ratios.max()""",
     },
 }
+
+# Written for issue 15: more valid formulations that stricter hidden cases must keep accepting.
+ALTERNATIVES.update(
+    {
+        "numerical_gradient_with_nditer": {
+            "numerical_gradient": """def numerical_gradient(f, x, h=1e-5):
+    grad = np.zeros(x.shape)
+    it = np.nditer(x, flags=["multi_index"])
+    while not it.finished:
+        i = it.multi_index
+        old = float(x[i])
+        x[i] = old + h
+        f_plus = f(x)
+        x[i] = old - h
+        f_minus = f(x)
+        x[i] = old
+        grad[i] = (f_plus - f_minus) / (2 * h)
+        it.iternext()
+    return grad""",
+            "rel_error": """def rel_error(x, y):
+    return (np.abs(x - y) / np.maximum(1e-8, np.abs(x) + np.abs(y))).max()""",
+        },
+        "relu_with_a_boolean_mask_cache": {
+            "relu": """def relu_forward(x):
+    mask = x > 0
+    return np.where(mask, x, 0.0), mask
+
+
+def relu_backward(dout, cache):
+    return np.where(cache, dout, 0.0)""",
+        },
+        "two_layer_net_written_out": {
+            "two_layer_net": """def two_layer_loss(X, y, params, reg=0.0):
+    W1, b1, W2, b2 = (params[k] for k in ("W1", "b1", "W2", "b2"))
+    n = X.shape[0]
+    h = X @ W1 + b1
+    a = np.maximum(h, 0)
+    s = a @ W2 + b2
+    s = s - s.max(axis=1, keepdims=True)
+    log_p = s - np.log(np.exp(s).sum(axis=1, keepdims=True))
+    loss = -log_p[np.arange(n), y].mean() + 0.5 * reg * ((W1**2).sum() + (W2**2).sum())
+    ds = np.exp(log_p)
+    ds[np.arange(n), y] -= 1
+    ds /= n
+    dh = (ds @ W2.T) * (h > 0)
+    grads = {"W1": X.T @ dh + reg * W1, "b1": dh.sum(axis=0), "W2": a.T @ ds + reg * W2,
+             "b2": ds.sum(axis=0)}
+    return loss, grads""",
+        },
+        "scale_shift_backward_einsum": {
+            "scale_shift_backward": """def scale_shift_backward(dout, cache):
+    x, gamma, _ = cache
+    return dout * gamma, np.einsum("nd,nd->d", dout, x), dout.sum(axis=0)""",
+        },
+    }
+)

@@ -51,3 +51,38 @@ ALTERNATIVES = {
         description="(1 + cos x) / 2 = cos(x / 2) ** 2",
     ),
 }
+
+# Written for issue 15: more valid formulations that stricter hidden cases must keep accepting.
+ALTERNATIVES.update(
+    {
+        "rmsprop_average_updated_in_place": Mutation(
+            name="rmsprop_average_updated_in_place",
+            cell="adagrad_rmsprop",
+            old='square_avg = alpha * state.get("square_avg", 0.0) + (1 - alpha) * g * g',
+            new='square_avg = state.get("square_avg")\n'
+            "    if square_avg is None:\n"
+            "        square_avg = np.zeros_like(param)\n"
+            "    square_avg *= alpha\n"
+            "    square_avg += (1 - alpha) * g * g",
+            tests=(),
+            description="keeps one running-average array and updates it in place",
+        ),
+        "schedules_with_math_functions": {
+            "schedules": """import math
+
+
+def step_lr(step, base_lr, step_size, gamma=0.1):
+    return base_lr * math.pow(gamma, math.floor(step / step_size))
+
+
+def cosine_annealing_lr(step, base_lr, T_max, eta_min=0.0):
+    return eta_min + (base_lr - eta_min) * (1 + np.cos(np.pi * step / T_max)) / 2
+
+
+def warmup_cosine_lr(step, base_lr, warmup_steps, T_max, eta_min=0.0):
+    if warmup_steps > 0 and step < warmup_steps:
+        return base_lr * (step / warmup_steps)
+    return cosine_annealing_lr(step - warmup_steps, base_lr, T_max, eta_min)""",
+        },
+    }
+)

@@ -75,3 +75,39 @@ ALTERNATIVES = [
         description="LayerNorm as BatchNorm statistics of the transposed input",
     ),
 ]
+
+# Written for issue 15: more valid formulations that stricter hidden cases must keep accepting.
+ALTERNATIVES += [
+    Mutation(
+        name="dropout_test_mode_multiplies_by_one",
+        cell="dropout",
+        old='return x.copy(), {"mask": None, "p": p, "mode": mode}',
+        new='return x * 1.0, {"mask": None, "p": p, "mode": mode}',
+        tests=(),
+        description="a new array by multiplication instead of copy()",
+    ),
+    Mutation(
+        name="bn_variance_as_mean_of_squares",
+        cell="batchnorm_forward",
+        old="var = x.var(axis=0)\n",
+        new="var = ((x - mean) ** 2).mean(axis=0)\n",
+        tests=(),
+        description="the batch variance written out",
+    ),
+    Mutation(
+        name="ln_backward_with_sums",
+        cell="layernorm",
+        old="dx = inv_std * (\n"
+        "        dxhat\n"
+        "        - dxhat.mean(axis=1, keepdims=True)\n"
+        "        - xhat * (dxhat * xhat).mean(axis=1, keepdims=True)\n"
+        "    )",
+        new="d = dout.shape[1]\n"
+        "    dx = (inv_std / d) * (\n"
+        "        d * dxhat - dxhat.sum(axis=1, keepdims=True)\n"
+        "        - xhat * (dxhat * xhat).sum(axis=1, keepdims=True)\n"
+        "    )",
+        tests=(),
+        description="the closed form with sums and a factor 1/D",
+    ),
+]

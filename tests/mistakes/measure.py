@@ -262,8 +262,9 @@ def grade_mistakes(aid: str, extra_seeds: int = 0) -> list[tuple[object, Result]
     return results
 
 
-def grade_alternatives(aid: str) -> dict[str, Result]:
-    """Every alternative on every hidden check of the assignment."""
+def grade_alternatives(aid: str, public: bool = False) -> dict[str, Result]:
+    """Every alternative on every hidden check of the assignment (and, with ``public``, the
+    public tests that fail for it, recorded as ``failed["public:<cell>"]``)."""
     reference = {c.grade_id: c.source for c in cells(aid) if c.kind == "answer"}
     all_tests = list(test_cells(aid))
     out = {}
@@ -271,6 +272,9 @@ def grade_alternatives(aid: str) -> dict[str, Result]:
         answers = alt.apply(reference) if isinstance(alt, submissions.Mutation) else alt
         namespace = base_namespace(aid, {**reference, **answers})
         out[name] = grade(namespace, aid, all_tests, name)
+        if public:
+            for test, error in public_failures(namespace, aid).items():
+                out[name].failed[f"public:{test}"] = error
     return out
 
 
