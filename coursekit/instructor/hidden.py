@@ -197,22 +197,21 @@ def _imported_modules(tree: ast.Module) -> set[str]:
     return names
 
 
-def _kept(node: ast.stmt, modules: set[str]) -> bool:
+def _kept(node: ast.stmt, modules: set[str], defined: set[str]) -> bool:
     if isinstance(node, ast.ImportFrom):
         return node.module != "__future__"
     if isinstance(node, (ast.Import, ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
         return True
     if isinstance(node, ast.Assign):
-        return all(isinstance(t, ast.Name) for t in node.targets) and _simple_value(
-            node.value, modules
-        )
-    if isinstance(node, ast.AnnAssign):
-        return (
-            isinstance(node.target, ast.Name)
-            and node.value is not None
-            and _simple_value(node.value, modules)
-        )
-    return False
+        targets_ok = all(isinstance(t, ast.Name) for t in node.targets)
+    elif isinstance(node, ast.AnnAssign):
+        targets_ok = isinstance(node.target, ast.Name) and node.value is not None
+    else:
+        return False
+    # A constant only if everything it reads is defined by what crosses (not ``data``).
+    reads = _free_names(node.value)
+    known = all(n in defined or hasattr(builtins, n) for n in reads)
+    return targets_ok and known and _simple_value(node.value, modules)
 
 
 def _python_source(source: str) -> str:
@@ -242,11 +241,14 @@ def _bound_names(node: ast.stmt) -> set[str]:
         return {node.name}
     if isinstance(node, (ast.Import, ast.ImportFrom)):
         return {(a.asname or a.name).split(".")[0] for a in node.names}
-    return {
-        sub.id
-        for sub in ast.walk(node)
-        if isinstance(sub, ast.Name) and isinstance(sub.ctx, ast.Store)
-    }
+    names, todo = set(), [node]
+    scopes = (ast.ListComp, ast.SetComp, ast.DictComp, ast.GeneratorExp, ast.Lambda)
+    while todo:
+        sub = todo.pop()
+        if isinstance(sub, ast.Name) and isinstance(sub.ctx, ast.Store):
+            names.add(sub.id)
+        todo += [c for c in ast.iter_child_nodes(sub) if not isinstance(c, scopes)]
+    return names
 
 
 def extract_units(cells: Iterable[tuple[int, str]]) -> Units:
@@ -268,7 +270,7 @@ def extract_units(cells: Iterable[tuple[int, str]]) -> Units:
         lines = code.splitlines()
         keep = [False] * len(lines)
         for node in tree.body:
-            if _kept(node, modules):
+            if _kept(node, modules, result.defined):
                 first = min([node.lineno] + [d.lineno for d in getattr(node, "decorator_list", [])])
                 for i in range(first - 1, node.end_lineno):
                     keep[i] = True
@@ -686,6 +688,7 @@ def _run_group(group, tasks, units, factory, secret, timeout, exported):
                 verdicts[check] = TaskVerdict(task.name, "integrity", void)
                 continue
             deadline = time.monotonic() + timeout
+            restart = True
             try:
                 if process is None:
                     process = HiddenProcess(*factory.start(tasks))
@@ -693,6 +696,7 @@ def _run_group(group, tasks, units, factory, secret, timeout, exported):
                 verdict = _grade_check(
                     process, task, check, units, notes, secret, deadline, timeout
                 )
+                restart = verdict.status == "timeout"
             except TimeoutError:
                 verdict = TaskVerdict(task.name, "timeout", "your definitions took too long to run")
             except ProcessStopped:
@@ -705,19 +709,14 @@ def _run_group(group, tasks, units, factory, secret, timeout, exported):
             except ChannelError as exc:
                 void = f"integrity: {exc}; the hidden tests that follow get no credit"
                 verdict = TaskVerdict(task.name, "integrity", void)
-            if verdict.status in ("timeout", "error", "integrity") and process is not None:
-                if verdict.status != "error" or not _alive(process):
-                    process.close()
-                    process = None
+            if restart and process is not None:
+                process.close()
+                process = None
             verdicts[check] = verdict
     finally:
         if process is not None:
             process.close()
     return verdicts
-
-
-def _alive(process: HiddenProcess) -> bool:
-    return process.proc.poll() is None
 
 
 def verdicts_to_json(verdicts: dict) -> str:
