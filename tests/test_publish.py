@@ -9,6 +9,7 @@ from the edition.
 from __future__ import annotations
 
 import json
+import os
 import re
 import shutil
 import subprocess
@@ -104,8 +105,12 @@ def scan(files: dict[str, bytes], course: Path) -> tuple[list[str], int]:
         original = original_of(path, course)
         if original is not None and original.is_file():
             public |= source_lines(original)
+    secret_file = course / ".coursekit" / "secret"
+    secret = secret_file.read_text().strip().lower() if secret_file.is_file() else ""
     leaks, shared = [], 0
     for path, content in sorted(files.items()):
+        if secret and secret in content.decode("utf-8", errors="ignore").lower():
+            leaks.append(f"{path}: the course secret")
         parts = Path(path).parts
         if parts[:2] in (
             ("coursekit", "grading"),
@@ -315,9 +320,22 @@ def test_republishing_updates_in_place_and_lists_the_changes(tmp_path, capsys):
     assert (target / "CNAME").is_file() and (target / ".git" / "HEAD").is_file()
 
 
-@pytest.mark.parametrize("what", ["solution", "hidden test"])
+@pytest.mark.parametrize("what", ["solution", "hidden test", "course secret"])
 def test_publish_refuses_hidden_material_and_writes_nothing(tmp_path, what):
     root = course_copy(tmp_path)
+    if what == "course secret":
+        (root / ".coursekit").mkdir()
+        (root / ".coursekit" / "secret").write_text("5e" * 32 + "\n")
+        path = root / "lectures" / "L03_activation_functions.ipynb"
+        lecture = nbformat.read(str(path), as_version=4)
+        lecture.cells.append(nbformat.v4.new_code_cell(f"SEED = 0x{'5e' * 32}"))
+        nbformat.write(lecture, str(path))
+        files = {"lectures/x.ipynb": path.read_bytes()}
+        assert scan(files, root)[0] == ["lectures/x.ipynb: the course secret"]
+        with pytest.raises(PublishError, match="the course secret"):
+            publish(Course.locate(root), tmp_path / "edition")
+        assert not (tmp_path / "edition").exists()
+        return
     source = nbformat.read(str(root / "solutions" / "a1" / "vectorization.ipynb"), as_version=4)
     marker = "### BEGIN SOLUTION" if what == "solution" else "### BEGIN HIDDEN TESTS"
     cell = next(c.source for c in source.cells if marker in c.source)
@@ -339,3 +357,120 @@ def test_an_unreleased_assignment_stops_publish(tmp_path):
     shutil.rmtree(root / "assignments" / "a3")
     with pytest.raises(PublishError, match="coursekit release a3"):
         publish(Course.locate(root), tmp_path / "edition")
+
+
+# -- the whole student path, in a fresh virtual environment --------------------------------
+
+
+def readme_command(readme: str, marker: str) -> str:
+    block = readme.split(marker, 1)[1]
+    return block.split("```", 2)[1].strip()
+
+
+def fill(released, source):
+    """The release filled with the reference answers, and a sentence for each written answer."""
+    from coursekit.grading import submissions
+
+    nb = submissions.submission(source, released)
+    for cell in nb.cells:
+        meta = cell.metadata.get("nbgrader", {})
+        if cell.cell_type == "markdown" and meta.get("solution"):
+            cell.source = "My answer, in my own words."
+    return nb
+
+
+@pytest.mark.slow
+def test_student_edition_end_to_end(tmp_path):
+    """Publish, install with the edition's README command, run the lectures, check, grade.
+
+    The install is the README's own command, run as a student would on this machine (its
+    pip configuration included: here the package index is a local mirror and torch comes
+    as the CPU build from the machine's wheel folder).
+    """
+    from coursekit.instructor.batch import journal_for
+    from coursekit.instructor.demo import write_class
+
+    edition = tmp_path / "edition"
+    assert main(["--course", str(REPO), "publish", str(edition)]) == 0
+    readme = (edition / "README.md").read_text()
+    setup = readme_command(readme, "<!-- setup-command -->")
+    assert setup.endswith("&& .venv/bin/jupyter lab")
+    install = setup.removesuffix("&& .venv/bin/jupyter lab").strip()
+    env = {k: v for k, v in os.environ.items() if k not in ("VIRTUAL_ENV", "PYTHONPATH")}
+    env["PATH"] = os.pathsep.join(
+        p for p in env["PATH"].split(os.pathsep) if not p.startswith(str(REPO / ".venv"))
+    )
+    proc = subprocess.run(
+        install, shell=True, cwd=edition, env=env, capture_output=True, text=True, timeout=3000
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    python = edition / ".venv" / "bin" / "python"
+    where = subprocess.run(
+        [str(python), "-c", "import coursekit, nbgrader"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+    )
+    assert "No module named 'nbgrader'" in where.stderr  # a student install: no instructor tools
+    probe = subprocess.run(
+        [str(python), "-c", "import coursekit, torch; print(coursekit.__file__)"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert probe.stdout.strip().startswith(str(edition))
+
+    lectures = sorted((edition / "lectures").glob("*.ipynb"))
+    assert len(lectures) == 10
+    run = (
+        "import sys, time\n"
+        "from coursekit.notebooks import run_notebook\n"
+        "for path in sys.argv[1:]:\n"
+        "    _, seconds = run_notebook(path, cwd=path.rsplit('/', 1)[0], timeout=600)\n"
+        "    print(f'{path} {seconds:.1f}', flush=True)\n"
+    )
+    lecture_env = {**env, "MPLBACKEND": "Agg"}
+    proc = subprocess.run(
+        [str(python), "-c", run, *map(str, lectures)],
+        cwd=edition,
+        env=lecture_env,
+        capture_output=True,
+        text=True,
+        timeout=3600,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert len(proc.stdout.splitlines()) == 10, proc.stdout
+
+    command = readme_command(readme, "<!-- check-command -->")
+    assert command == ".venv/bin/coursekit check a1"
+    course = Course.locate(REPO)
+    klass = {}
+    for name in course.assignments():
+        check = [str(edition / ".venv" / "bin" / "coursekit"), "check", name]
+        blank = subprocess.run(check, cwd=edition, env=env, capture_output=True, text=True)
+        assert blank.returncode == 1, (name, blank.stdout, blank.stderr[-2000:])
+        assert "Traceback" not in blank.stderr, blank.stderr[-2000:]
+        assert "is not written yet" in blank.stdout and "NOT READY" in blank.stdout
+        files = {}
+        for path in sorted((edition / "assignments" / name).glob("*.ipynb")):
+            source = nbformat.read(str(REPO / "solutions" / name / path.name), as_version=4)
+            nbformat.write(fill(nbformat.read(str(path), as_version=4), source), str(path))
+            files[path.name] = path.read_bytes()
+        filled = subprocess.run(check, cwd=edition, env=env, capture_output=True, text=True)
+        assert filled.returncode == 0, (name, filled.stdout[-3000:], filled.stderr[-2000:])
+        assert "READY TO SUBMIT" in filled.stdout
+        klass[name] = files
+    assert len(list((edition / "receipts").glob("*.json"))) == 2 * len(klass)
+
+    # the instructor grades the submissions made from the edition: full marks
+    root = course_copy(tmp_path)
+    assert main(["--course", str(root), "release"]) == 0
+    instructor = Course.locate(root)
+    for name, files in klass.items():
+        write_class(instructor, name, {"edition-student": files})
+        assert main(["--course", str(root), "grade", name, "--quiet", "--workers", "1"]) == 0
+        (result,) = journal_for(instructor, name).results()
+        auto = [t for t in result.tests if t["autograded"]]
+        assert auto and all(t["passed"] for t in auto), (name, result.reason, result.tests)
+        assert result.reason is None, (name, result.reason)

@@ -276,7 +276,8 @@ def _verbatim_library(path: str, content: bytes) -> bool:
 def leaks(course: Course, files: dict[str, bytes]) -> list[str]:
     """Hidden material in ``files``: markers, seeds, solution or hidden-test lines.
 
-    Nowhere: a solution or hidden-test marker, a hidden seed, a hidden-test line. A
+    Nowhere: a solution or hidden-test marker, a hidden seed, a hidden-test line, the
+    course secret (``.coursekit/secret``, from which the grader draws hidden inputs). A
     solution line (of 12 or more characters) that the release does not show is a leak
     anywhere but in the library and the lectures, which are public teaching material: the
     library holds the reference implementations by design (the README says so) and ships
@@ -293,10 +294,14 @@ def leaks(course: Course, files: dict[str, bytes]) -> list[str]:
     for region in found.regions:
         runs |= {r for r in _runs(region) if sum(s in solution for s in r) >= 2}
     seed_re = re.compile(r"\bseed\s*=\s*(" + "|".join(map(str, sorted(found.seeds))) + r")\b")
+    secret_file = course.state_directory / "secret"  # hidden inputs are drawn from it
+    course_secret = secret_file.read_text().strip() if secret_file.is_file() else ""
     problems = []
     for path, content in sorted(files.items()):
         text = content.decode("utf-8", errors="replace")
         problems += [f"{path}: marker {m!r}" for m in MARKERS if m in text]
+        if len(course_secret) >= 16 and course_secret.lower() in text.lower():
+            problems.append(f"{path}: the course secret")
         if found.seeds and (hit := seed_re.search(text)):
             problems.append(f"{path}: hidden seed {hit.group(0)!r}")
         lines = _sequence(path, content)
