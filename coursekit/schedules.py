@@ -13,6 +13,9 @@ to test), then a class mirroring ``torch.optim.lr_scheduler`` that calls the fun
 uses. ``warmup`` (function) and :class:`WarmupLR` (object) put a linear warmup in front of
 any schedule.
 
+Every real argument must be a finite number: NaN or infinity, which PyTorch's schedulers
+accept and turn into NaN or infinite learning rates, raise ``ValueError`` here.
+
 Differences from PyTorch: a coursekit optimizer has a single learning rate, so
 ``get_last_lr()`` returns a float rather than a one-element list; the objects compute each
 value in closed form (PyTorch's chainable updates give the same values up to rounding);
@@ -59,16 +62,23 @@ def _real(value, name: str) -> float:
     return float(value)
 
 
+def _finite(value: float, name: str) -> float:
+    if math.isinf(value):
+        raise ValueError(f"{name} must be finite, got {value}")
+    return value
+
+
 def _nonnegative(value, name: str) -> float:
-    if _real(value, name) < 0:
+    # ``not >=`` so that NaN is refused too (it would make every learning rate NaN).
+    if not _real(value, name) >= 0:
         raise ValueError(f"{name} must be >= 0, got {value}")
-    return float(value)
+    return _finite(float(value), name)
 
 
 def _positive(value, name: str) -> float:
-    if _real(value, name) <= 0:
+    if not _real(value, name) > 0:
         raise ValueError(f"{name} must be > 0, got {value}")
-    return float(value)
+    return _finite(float(value), name)
 
 
 def _nonnegative_int(value, name: str) -> int:
@@ -242,10 +252,21 @@ def warmup(
             \eta_t = \eta^{s}_{t - w} \quad (t \ge w)
 
         where :math:`\eta^s` is ``schedule_fn``: the ramp rises to the schedule's first
-        value and the schedule then runs from its own step 0, as PyTorch's
-        ``SequentialLR([LinearLR(start_factor, 1.0, w), schedule], milestones=[w])`` does.
+        value :math:`\eta^s_0` and the schedule then runs from its own step 0, with no jump.
         The seeds recommend ramping from 0 over the first few thousand iterations when a
         high initial learning rate makes the loss explode.
+
+    Notes
+    -----
+    PyTorch's
+    ``SequentialLR([LinearLR(opt, start_factor, 1.0, w), schedule], milestones=[w])``
+    gives the same values **only when the schedule starts at the base rate**
+    (:math:`\eta^s_0 = \eta_0`, true of ``StepLR``, ``ExponentialLR``,
+    ``CosineAnnealingLR`` and of any ``LambdaLR`` with ``lr_lambda(0) == 1``): its
+    ``LinearLR`` ramps towards the optimizer's base rate :math:`\eta_0`, whatever the next
+    schedule starts at, and the rate then jumps to :math:`\eta^s_0` at step :math:`w`.
+    Here the ramp is scaled to end at :math:`\eta^s_0`. (PyTorch also refuses
+    ``start_factor=0``; the ramp here may start at 0.)
     """
     if not callable(schedule_fn):
         raise TypeError(
@@ -313,15 +334,34 @@ class LRScheduler:
         return self._own_state()
 
     def load_state_dict(self, state_dict: dict) -> None:
-        """Restore a :meth:`state_dict` and set ``optimizer.lr`` to the restored value."""
+        """Restore a :meth:`state_dict` and set ``optimizer.lr`` to the restored value.
+
+        The keys must be this scheduler's, and the restored arguments are checked as the
+        constructor checks them (by computing the learning rate at the restored step);
+        otherwise ``TypeError``/``ValueError`` is raised and nothing changes.
+        """
         expected = set(self._own_state())
         if not isinstance(state_dict, dict) or set(state_dict) != expected:
             got = sorted(state_dict) if isinstance(state_dict, dict) else type(state_dict)
             raise ValueError(
                 f"state_dict for {type(self).__name__} must have keys {sorted(expected)}, got {got}"
             )
+        saved = dict(self.__dict__)
         self.__dict__.update(copy.deepcopy(state_dict))
+        try:
+            self._check_loaded()
+        except (TypeError, ValueError) as exc:
+            self.__dict__.clear()
+            self.__dict__.update(saved)
+            raise type(exc)(f"state_dict for {type(self).__name__} is invalid: {exc}") from exc
         self.optimizer.lr = self._last_lr
+
+    def _check_loaded(self) -> None:
+        """Recompute the restored step's learning rate: this validates every argument."""
+        _nonnegative_int(self.last_epoch, "last_epoch")
+        _nonnegative(self.base_lr, "base_lr")
+        _nonnegative(self._last_lr, "_last_lr")
+        self.lr_at(self.last_epoch)
 
     def __repr__(self) -> str:
         args = ", ".join(
@@ -454,6 +494,15 @@ class WarmupLR(LRScheduler):
         Build it on the same optimizer first, then wrap it; step only the ``WarmupLR``.
         ``None`` holds ``base_lr`` constant after the ramp.
 
+    Notes
+    -----
+    The ramp rises to ``after``'s first value, not to the optimizer's base rate. That is
+    PyTorch's ``SequentialLR([LinearLR(...), after], milestones=[warmup_steps])`` only when
+    ``after`` starts at the base rate (StepLR, ExponentialLR, CosineAnnealingLR, ...); for
+    a schedule starting elsewhere (``LinearLR`` with ``start_factor < 1``, a ``LambdaLR``
+    with ``lr_lambda(0) != 1``) PyTorch ramps to the base rate and then jumps, while this
+    ramp ends where ``after`` begins. See :func:`warmup`.
+
     Examples
     --------
     Five steps of warmup from 0, then a cosine over the remaining 95::
@@ -490,6 +539,14 @@ class WarmupLR(LRScheduler):
             raise ValueError(
                 "state_dict and this WarmupLR disagree on whether a schedule follows the warmup"
             )
-        if self.after is not None:
-            self.after.load_state_dict(after_state)
-        super().load_state_dict(state_dict)
+        if self.after is None:
+            super().load_state_dict(state_dict)
+            return
+        previous, lr = self.after.state_dict(), self.optimizer.lr
+        self.after.load_state_dict(after_state)
+        try:
+            super().load_state_dict(state_dict)
+        except (TypeError, ValueError):
+            self.after.load_state_dict(previous)  # leave both, and the optimizer, as they were
+            self.optimizer.lr = lr
+            raise

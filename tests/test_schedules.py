@@ -346,3 +346,136 @@ def test_warmup_lr_after_must_drive_the_same_optimizer():
     a, b = SGD({"w": np.zeros(1)}), SGD({"w": np.zeros(1)})
     with pytest.raises(ValueError, match="same optimizer"):
         S.WarmupLR(a, 5, after=S.StepLR(b, 3))
+
+
+# -- NaN and infinity ---------------------------------------------------------------------
+NAN, INF = float("nan"), float("inf")
+
+
+@pytest.mark.parametrize(
+    ("call", "pattern"),
+    [
+        (lambda: S.step_lr(3, 0.1, 2, gamma=NAN), "gamma must be > 0, got nan"),
+        (lambda: S.step_lr(3, 0.1, 2, gamma=INF), "gamma must be finite, got inf"),
+        (lambda: S.step_lr(3, NAN, 2), "base_lr must be >= 0, got nan"),
+        (lambda: S.step_lr(3, INF, 2), "base_lr must be finite, got inf"),
+        (lambda: S.multistep_lr(3, 0.1, [1, 2], gamma=NAN), "gamma must be > 0, got nan"),
+        (lambda: S.exponential_lr(3, 0.1, NAN), "gamma must be > 0, got nan"),
+        (lambda: S.exponential_lr(3, 0.1, INF), "gamma must be finite, got inf"),
+        (lambda: S.inverse_time_lr(3, 0.1, NAN), "decay_rate must be >= 0, got nan"),
+        (lambda: S.inverse_time_lr(0, 0.1, INF), "decay_rate must be finite, got inf"),
+        (lambda: S.cosine_annealing_lr(3, 0.1, 10, NAN), "eta_min must be >= 0, got nan"),
+        (lambda: S.linear_lr(3, 0.1, NAN), r"start_factor must be in \[0, 1\], got nan"),
+        (lambda: S.linear_lr(3, 0.1, 0.5, NAN), r"end_factor must be in \[0, 1\], got nan"),
+        (lambda: S.warmup(lambda t: 0.1, 3, NAN), r"start_factor must be in \[0, 1\], got nan"),
+        (lambda: S.StepLR(SGD({"w": np.zeros(1)}), 3, gamma=NAN), "gamma must be > 0, got nan"),
+        (lambda: S.ExponentialLR(SGD({"w": np.zeros(1)}), INF), "gamma must be finite"),
+        (lambda: S.StepLR(Adam({"w": np.zeros(1)}, lr=INF), 3), "base_lr must be finite"),
+    ],
+)
+def test_nan_and_infinite_arguments_are_refused(call, pattern):
+    with pytest.raises(ValueError, match=pattern):
+        call()
+
+
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda o: LR.MultiStepLR(o, [1, 2], gamma=NAN),
+        lambda o: LR.ExponentialLR(o, gamma=NAN),
+        lambda o: LR.CosineAnnealingLR(o, T_max=10, eta_min=NAN),
+        lambda o: LR.LinearLR(o, start_factor=NAN),
+        lambda o: LR.ExponentialLR(o, gamma=INF),
+    ],
+    ids=["multistep", "exponential", "cosine", "linear", "exponential-inf"],
+)
+def test_torch_accepts_what_is_refused_here_and_produces_a_useless_rate(make):
+    # The reason to refuse: PyTorch takes these and the rate stops being a number.
+    with np.errstate(invalid="ignore"):
+        values = torch_values(make, steps=4)
+    assert not np.all(np.isfinite(values[1:]))
+
+
+def test_a_lambda_returning_nan_is_refused_by_the_optimizer():
+    opt = SGD({"w": np.zeros(1)}, lr=0.1)
+    sched = S.LambdaLR(opt, lambda t: 1.0 if t < 2 else NAN)
+    sched.step()
+    with pytest.raises(ValueError, match="Invalid learning rate: nan"):
+        sched.step()
+
+
+# -- state checked at load ----------------------------------------------------------------
+@pytest.mark.parametrize(
+    ("make", "change", "error", "pattern"),
+    [
+        (lambda o: S.StepLR(o, 3), {"gamma": NAN}, ValueError, "gamma must be > 0, got nan"),
+        (lambda o: S.StepLR(o, 3), {"step_size": 0}, ValueError, "step_size must be a positive"),
+        (lambda o: S.StepLR(o, 3), {"last_epoch": -2}, ValueError, "last_epoch must be a non-neg"),
+        (lambda o: S.StepLR(o, 3), {"last_epoch": "4"}, TypeError, "last_epoch must be an integer"),
+        (lambda o: S.CosineAnnealingLR(o, 9), {"base_lr": INF}, ValueError, "base_lr must be fin"),
+        (
+            lambda o: S.MultiStepLR(o, [2]),
+            {"milestones": 5},
+            TypeError,
+            "milestones must be a list",
+        ),
+        (lambda o: S.LinearLR(o), {"_last_lr": NAN}, ValueError, "_last_lr must be >= 0, got nan"),
+        (
+            lambda o: S.WarmupLR(o, 4, after=S.ExponentialLR(o, 0.9)),
+            {"start_factor": 3.0},
+            ValueError,
+            r"start_factor must be in \[0, 1\], got 3.0",
+        ),
+    ],
+)
+def test_scheduler_load_state_dict_checks_the_values(make, change, error, pattern):
+    opt = SGD({"w": np.zeros(1)}, lr=0.1)
+    sched = make(opt)
+    for _ in range(3):
+        sched.step()
+    saved = sched.state_dict()
+    fresh_opt = SGD({"w": np.zeros(1)}, lr=0.1)
+    fresh = make(fresh_opt)
+    before, lr_before = fresh.state_dict(), fresh_opt.lr
+    with pytest.raises(
+        error, match=f"state_dict for {type(fresh).__name__} is invalid: .*{pattern}"
+    ):
+        fresh.load_state_dict({**saved, **change})
+    assert fresh.state_dict() == before and fresh_opt.lr == lr_before
+    fresh.load_state_dict(saved)  # the unchanged state loads
+    assert fresh_opt.lr == opt.lr
+
+
+def test_warmup_lr_whose_following_state_is_bad_changes_nothing():
+    opt = SGD({"w": np.zeros(1)}, lr=0.1)
+    sched = S.WarmupLR(opt, 4, after=S.ExponentialLR(opt, 0.9))
+    saved = sched.state_dict()
+    saved["after"] = {**saved["after"], "gamma": NAN}
+    with pytest.raises(ValueError, match="ExponentialLR is invalid: gamma must be > 0, got nan"):
+        sched.load_state_dict(saved)
+    assert sched.after.gamma == 0.9
+
+
+# -- WarmupLR against SequentialLR: equal when the schedule starts at the base rate ---------
+def test_warmup_equals_sequential_lr_only_for_a_schedule_starting_at_the_base_rate():
+    def theirs(following):
+        return lambda o: LR.SequentialLR(
+            o, [LR.LinearLR(o, start_factor=0.2, total_iters=3), following(o)], milestones=[3]
+        )
+
+    def ours(following):
+        return lambda o: S.WarmupLR(o, 3, start_factor=0.2, after=following(o))
+
+    starts_at_base = (lambda o: LR.ExponentialLR(o, 0.9), lambda o: S.ExponentialLR(o, 0.9))
+    assert_close(
+        object_values(ours(starts_at_base[1]), 12), torch_values(theirs(starts_at_base[0]), 12)
+    )
+
+    # A schedule starting at half the base rate: PyTorch ramps to the base rate and then
+    # jumps down; WarmupLR ramps to where the schedule begins. Same values from step 3 on.
+    half = (lambda o: LR.LinearLR(o, 0.5, 1.0, 4), lambda o: S.LinearLR(o, 0.5, 1.0, 4))
+    expected = torch_values(theirs(half[0]), 12)
+    got = object_values(ours(half[1]), 12)
+    assert_close(got[:3], 0.5 * expected[:3])
+    assert_close(got[3:], expected[3:])
+    assert expected[2] > expected[3] and got[2] < got[3]  # the jump, and its absence
