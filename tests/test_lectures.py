@@ -24,7 +24,11 @@ CLAIMS = {
     "L05": {"tanh_small_last_std": (lambda v: v < 1e-4, "tanh with std 0.01 collapses")},
     "L07": {
         "np.max(gap_plain)": (lambda v: v < 1e-12, "weight decay equals L2 for plain SGD"),
-        "gap_momentum[-1]": (lambda v: v > 1e-3, "but not for SGD with momentum"),
+        "capacity[2].mean(axis=0)[0]": (lambda v: v < 0.5, "a 2-unit-wide net underfits"),
+        "capacity[128].mean(axis=0)[0] - capacity[128].mean(axis=0)[1]": (
+            lambda v: v > 0.3,
+            "a 128-unit-wide net overfits (train - validation accuracy)",
+        ),
     },
     "L09": {
         "abs(loss10 / np.log(10) - 1)": (lambda v: v < 0.02, "initial loss is ln C"),
@@ -34,6 +38,15 @@ CLAIMS = {
         "np.max(np.abs(np.asarray(adam_l2_trajectory) - np.asarray(adamw_trajectory)))": (
             lambda v: v > 1e-3,
             "Adam+L2 and AdamW trajectories differ",
+        ),
+        "gap_momentum[-1]": (lambda v: v > 1e-3, "L2 and decoupled decay differ with momentum"),
+        "warm_summary[60] - warm_summary[0]": (
+            lambda v: v >= 2,
+            "warmup rescues runs that diverge at a high learning rate",
+        ),
+        "abs(big_scaled - small) / small": (
+            lambda v: v < 0.1,
+            "batch x4 with learning rate x4 matches the small-batch validation loss",
         ),
     },
 }
