@@ -25,7 +25,10 @@ than two dimensions, the product of the trailing dimensions multiplies both fans
 PyTorch.
 
 Every random function takes an explicit ``rng`` (``numpy.random.Generator``) or ``seed`` and a
-``dtype`` (default float64).
+``dtype`` (default float64). Scales (``std``, ``gain``) must be finite and non-negative and the
+slope ``a`` finite: PyTorch refuses NaN and negative scales too (its sampler rejects the
+resulting standard deviation), and it turns an infinite one into infinite weights, which
+coursekit refuses as well.
 """
 
 from __future__ import annotations
@@ -35,7 +38,7 @@ from numbers import Real
 
 import numpy as np
 
-from coursekit._validation import check_positive, make_rng
+from coursekit._validation import make_rng
 
 __all__ = [
     "calculate_gain",
@@ -61,6 +64,24 @@ _LINEAR = (
     "sigmoid",
 )
 NONLINEARITIES = (*_LINEAR, "tanh", "relu", "leaky_relu", "selu")
+
+
+def _check_scale(value, name: str) -> float:
+    """A finite, non-negative real (``std`` or ``gain``); NaN fails the ``>= 0`` test."""
+    if isinstance(value, bool) or not isinstance(value, Real):
+        raise TypeError(f"{name} must be a non-negative number, got {type(value).__name__}")
+    if not value >= 0:
+        raise ValueError(f"{name} must be >= 0, got {value}")
+    if math.isinf(value):
+        raise ValueError(f"{name} must be finite, got {value}")
+    return float(value)
+
+
+def _check_slope(a) -> None:
+    if isinstance(a, bool) or not isinstance(a, Real):
+        raise TypeError(f"a (the negative slope) must be a number, got {type(a).__name__}")
+    if not math.isfinite(a):
+        raise ValueError(f"a (the negative slope) must be finite, got {a}")
 
 
 def calculate_gain(nonlinearity: str, param: float | None = None) -> float:
@@ -94,6 +115,9 @@ def calculate_gain(nonlinearity: str, param: float | None = None) -> float:
             slope = 0.01
         elif isinstance(param, Real) and not isinstance(param, bool):
             slope = float(param)
+            if math.isnan(slope):
+                # torch.nn.init returns a NaN gain, which its samplers then refuse.
+                raise ValueError("param (the negative slope) must be a number, got nan")
         else:
             raise TypeError(f"param (the negative slope) must be a number, got {param!r}")
         return math.sqrt(2.0 / (1 + slope**2))
@@ -181,9 +205,7 @@ def normal(shape, std: float = 1.0, *, dtype=np.float64, rng=None, seed=None) ->
     The lecture's first attempt is ``normal(shape, 0.01)``: adequate for shallow nets, but in
     deep ones the activations shrink towards zero layer after layer.
     """
-    if isinstance(std, bool) or not isinstance(std, Real):
-        raise TypeError(f"std must be a non-negative number, got {type(std).__name__}")
-    check_positive(std, "std", allow_zero=True)
+    std = _check_scale(std, "std")
     return _gaussian(_check_shape(shape), std, _check_dtype(dtype), rng, seed)
 
 
@@ -196,6 +218,7 @@ def xavier_normal(shape, gain: float = 1.0, *, dtype=np.float64, rng=None, seed=
     ``randn(fan_in, fan_out) / sqrt(fan_in)``. ``fan_in = shape[0]`` (see the module notes).
     """
     shape = _check_shape(shape)
+    gain = _check_scale(gain, "gain")
     fan_in, fan_out = _fans(shape)
     std = gain * math.sqrt(2.0 / (fan_in + fan_out))
     return _gaussian(shape, std, _check_dtype(dtype), rng, seed)
@@ -206,6 +229,7 @@ def xavier_uniform(shape, gain: float = 1.0, *, dtype=np.float64, rng=None, seed
     :math:`a = \text{gain}\sqrt{6 / (\text{fan\_in} + \text{fan\_out})}` (same variance as
     :func:`xavier_normal`)."""
     shape = _check_shape(shape)
+    gain = _check_scale(gain, "gain")
     fan_in, fan_out = _fans(shape)
     bound = gain * math.sqrt(6.0 / (fan_in + fan_out))
     return _uniform(shape, bound, _check_dtype(dtype), rng, seed)
@@ -230,6 +254,7 @@ def kaiming_normal(
     variance, ``"fan_out"`` the backward one. ``fan_in = shape[0]`` (see the module notes).
     """
     shape = _check_shape(shape)
+    _check_slope(a)
     std = calculate_gain(nonlinearity, a) / math.sqrt(_fan(shape, mode))
     return _gaussian(shape, std, _check_dtype(dtype), rng, seed)
 
@@ -247,6 +272,7 @@ def kaiming_uniform(
     r"""He/Kaiming uniform: :math:`U(-b, b)` with
     :math:`b = \text{gain}\sqrt{3 / \text{fan}}` (same variance as :func:`kaiming_normal`)."""
     shape = _check_shape(shape)
+    _check_slope(a)
     bound = calculate_gain(nonlinearity, a) * math.sqrt(3.0 / _fan(shape, mode))
     return _uniform(shape, bound, _check_dtype(dtype), rng, seed)
 

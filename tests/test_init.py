@@ -5,6 +5,7 @@ import math
 import numpy as np
 import pytest
 import torch
+import torch.nn.init as nn_init
 
 from coursekit import init
 
@@ -199,3 +200,87 @@ def test_init_weight_dispatches_by_name():
 def test_bad_input(call, error, match):
     with pytest.raises(error, match=match):
         call()
+
+
+# -- NaN and infinite scales ------------------------------------------------------------------
+NAN, INF = float("nan"), float("inf")
+
+
+@pytest.mark.parametrize(
+    ("ours", "theirs", "match"),
+    [
+        (
+            lambda: init.normal((3, 4), NAN, seed=0),
+            lambda t: nn_init.normal_(t, std=NAN),
+            "std must be >= 0, got nan",
+        ),
+        (
+            lambda: init.xavier_normal((3, 4), gain=NAN, seed=0),
+            lambda t: nn_init.xavier_normal_(t, gain=NAN),
+            "gain must be >= 0, got nan",
+        ),
+        (
+            lambda: init.xavier_uniform((3, 4), gain=NAN, seed=0),
+            lambda t: nn_init.xavier_uniform_(t, gain=NAN),
+            "gain must be >= 0, got nan",
+        ),
+        (
+            lambda: init.xavier_normal((3, 4), gain=-1.0, seed=0),
+            lambda t: nn_init.xavier_normal_(t, gain=-1.0),
+            "gain must be >= 0, got -1.0",
+        ),
+        (
+            lambda: init.xavier_uniform((3, 4), gain=-1.0, seed=0),
+            lambda t: nn_init.xavier_uniform_(t, gain=-1.0),
+            "gain must be >= 0, got -1.0",
+        ),
+        (
+            lambda: init.kaiming_normal((3, 4), a=NAN, seed=0),
+            lambda t: nn_init.kaiming_normal_(t, a=NAN),
+            "slope.* must be finite, got nan",
+        ),
+        (
+            lambda: init.kaiming_uniform((3, 4), a=NAN, seed=0),
+            lambda t: nn_init.kaiming_uniform_(t, a=NAN),
+            "slope.* must be finite, got nan",
+        ),
+    ],
+)
+def test_nan_and_negative_scales_are_refused_as_torch_refuses_them(ours, theirs, match):
+    with pytest.raises(RuntimeError):
+        theirs(torch.zeros(4, 3))
+    with pytest.raises(ValueError, match=match):
+        ours()
+
+
+@pytest.mark.parametrize(
+    ("ours", "theirs", "match"),
+    [
+        (
+            lambda: init.normal((3, 4), INF, seed=0),
+            lambda t: nn_init.normal_(t, std=INF),
+            "std must be finite, got inf",
+        ),
+        (
+            lambda: init.xavier_normal((3, 4), gain=INF, seed=0),
+            lambda t: nn_init.xavier_normal_(t, gain=INF),
+            "gain must be finite, got inf",
+        ),
+        (
+            lambda: init.init_weight(INF, (3, 4), seed=0),
+            lambda t: nn_init.normal_(t, std=INF),
+            "std must be finite, got inf",
+        ),
+    ],
+)
+def test_infinite_scales_are_refused_although_torch_makes_infinite_weights(ours, theirs, match):
+    assert not torch.isfinite(theirs(torch.zeros(4, 3))).any()
+    with pytest.raises(ValueError, match=match):
+        ours()
+
+
+def test_calculate_gain_refuses_a_nan_slope():
+    assert math.isnan(nn_init.calculate_gain("leaky_relu", NAN))  # torch returns NaN
+    with pytest.raises(ValueError, match="negative slope.* got nan"):
+        init.calculate_gain("leaky_relu", NAN)
+    assert init.calculate_gain("leaky_relu", INF) == nn_init.calculate_gain("leaky_relu", INF) == 0
