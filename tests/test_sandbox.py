@@ -15,8 +15,11 @@ from nbclient.exceptions import CellTimeoutError
 from traitlets.config import Config
 
 from coursekit.instructor.sandbox import (
+    HOME,
     NO_BWRAP_ENV,
+    SUBMISSION,
     Limits,
+    Mount,
     SandboxedExecute,
     SandboxedKernelManager,
     bwrap_usable,
@@ -128,28 +131,35 @@ def test_an_infinite_loop_times_out(tmp_path, course):
         run_cells(tmp_path, ["while True:\n    pass"], timeout=3)
 
 
-def test_command_line_hides_instructor_files_and_binds_scratch(tmp_path):
+def test_command_line_hides_instructor_files_and_keeps_them_off_proc(tmp_path):
     argv = sandboxed_command(
         ["python", "-c", "1"],
-        submission_dir=tmp_path / "sub",
-        scratch_dir=tmp_path / "scratch",
+        mounts=[
+            Mount(str(tmp_path / "sub"), SUBMISSION),
+            Mount(None, HOME, writable=True, size=10**7),
+        ],
+        cwd=SUBMISSION,
         limits=Limits(memory=10**9, processes=8, cpu_seconds=5, output_bytes=10**6),
         hide=(tmp_path,),
+        args_dir=tmp_path,
     )
-    text = " ".join(argv)
+    # bubblewrap's options (every host path) come from a file the sandbox cannot see
+    assert argv[:3] == ["/bin/sh", "-c", argv[2]] and str(tmp_path) not in " ".join(argv[5:])
+    options = Path(argv[4]).read_bytes().split(b"\0")
+    text = b" ".join(options).decode()
     for flag in ("--unshare-net", "--unshare-pid", "--die-with-parent", "--new-session"):
-        assert flag in argv
-    assert f"--bind {tmp_path / 'scratch'} {tmp_path / 'scratch'}" in text
-    assert f"--ro-bind {tmp_path / 'sub'} {tmp_path / 'sub'}" in text
+        assert flag in options[:-1] or flag.encode() in options
+    assert f"--ro-bind {tmp_path / 'sub'} {SUBMISSION}" in text
+    assert f"--size 10000000 --tmpfs {HOME}" in text and "--tmpfs /tmp " in text  # tmp_path
     assert "--as=1000000000" in argv and "--nproc=8" in argv and "--fsize=1000000" in argv
     assert argv[-3:] == ["python", "-c", "1"]
     with pytest.raises(TypeError, match="limits"):
-        sandboxed_command(["true"], submission_dir=".", scratch_dir=".", limits={"memory": 1})
+        sandboxed_command(["true"], mounts=[], cwd="/", limits={"memory": 1})
 
 
 def test_without_bubblewrap_only_limits_apply_with_a_loud_warning(tmp_path, monkeypatch, caplog):
     monkeypatch.setenv(NO_BWRAP_ENV, "1")
-    argv = sandboxed_command(["python"], submission_dir=tmp_path, scratch_dir=tmp_path)
+    argv = sandboxed_command(["python"], mounts=[], cwd="/", fallback_dirs=(str(tmp_path),))
     assert argv[0] == "prlimit" and argv[-1] == "python" and "--unshare-net" not in argv
     assert "WITHOUT a sandbox" in caplog.text and NO_BWRAP_ENV in caplog.text
     if os.geteuid() != 0:
@@ -160,10 +170,45 @@ def test_without_bubblewrap_only_limits_apply_with_a_loud_warning(tmp_path, monk
     open_dir = Path(tempfile.mkdtemp(prefix="coursekit-fallback-"))
     try:
         open_dir.chmod(0o755)
-        argv = sandboxed_command(["python"], submission_dir=open_dir, scratch_dir=open_dir)
+        argv = sandboxed_command(["python"], mounts=[], cwd="/", fallback_dirs=(str(open_dir),))
     finally:
         open_dir.rmdir()
     assert argv[argv.index("setpriv") + 1] == "--reuid" and argv[-1] == "python"
+
+
+def test_environment_proc_disk_and_memory_of_the_whole_kernel(tmp_path, course, monkeypatch):
+    monkeypatch.setenv("COURSEKIT_TEST_SECRET", "hunter2")
+    hog = (
+        "import os, time\nkids = []\nfor _ in range(4):\n    pid = os.fork()\n"
+        "    if pid == 0:\n        try:\n            block = bytearray(700 * 1024**2)\n"
+        "            block[::4096] = b'x' * len(block[::4096])\n        finally:\n"
+        "            time.sleep(30)\n            os._exit(0)\n    kids.append(pid)\n"
+        "time.sleep(20)\nprint('survived')"
+    )
+    cells = [
+        "import os\nprint(sorted(os.environ.items()))",
+        "print(open('/proc/1/cmdline').read().replace(chr(0), ' '))",
+        "import os\nprint(os.getcwd(), os.environ['HOME'])",
+        "try:\n    open(os.environ['HOME'] + '/fill', 'wb').write(b'x' * 50_000_000)\n"
+        "    print('wrote')\nexcept OSError as exc:\n    print('stopped', exc.errno)",
+        hog,
+        "print('after')",
+    ]
+    nb = run_graded(
+        tmp_path,
+        cells,
+        kernel_traits={"memory": 2 * 1024**3, "disk": 20 * 1024**2},
+        timeout=60,
+    )
+    text = "\n".join(stdout(c) for c in nb.cells)
+    assert "hunter2" not in text and "COURSEKIT_TEST_SECRET" not in text
+    assert str(tmp_path) not in text  # no instructor path in the environment, /proc or cwd
+    assert f"{SUBMISSION} {HOME}" in stdout(nb.cells[2])
+    assert stdout(nb.cells[3]).startswith("stopped")  # the home is 20 MiB
+    assert "survived" not in stdout(nb.cells[4])
+    died = [o for o in nb.cells[4].outputs if o.output_type == "error"]
+    assert died and "memory" in died[0].evalue, nb.cells[4].outputs
+    assert [o.ename for o in nb.cells[5].outputs] == ["NotRun"]
 
 
 def test_the_fallback_still_stops_memory_bombs_and_fork_floods(monkeypatch, caplog):
@@ -188,12 +233,15 @@ def test_the_fallback_still_stops_memory_bombs_and_fork_floods(monkeypatch, capl
     assert "WITHOUT a sandbox" in caplog.text
 
 
-def run_graded(tmp_path, sources, **traits):
+def run_graded(tmp_path, sources, kernel_traits=None, **traits):
     """Run cells through :class:`SandboxedExecute` (what ``coursekit grade`` runs)."""
     submission = tmp_path / "submitted" / "alice" / "a1"
     submission.mkdir(parents=True, exist_ok=True)
     config = Config()
     config.SandboxedKernelManager.scratch_dir = str(tmp_path / "scratch")
+    config.SandboxedKernelManager.hide = [str(tmp_path)]
+    for name, value in (kernel_traits or {}).items():
+        setattr(config.SandboxedKernelManager, name, value)
     for name, value in traits.items():
         setattr(config.SandboxedExecute, name, value)
     nb = code_notebook(sources)
