@@ -91,6 +91,7 @@ def svm_loss(scores, y, margin: float = 1.0):
     scores : ndarray, shape (N, C)
     y : ndarray of int, shape (N,)
     margin : float, default 1.0
+        :math:`\Delta`, finite.
 
     Returns
     -------
@@ -100,6 +101,9 @@ def svm_loss(scores, y, margin: float = 1.0):
     scores, y = _check_scores(scores, y)
     if isinstance(margin, bool) or not isinstance(margin, (int, float, np.integer, np.floating)):
         raise TypeError(f"margin must be a number, got {type(margin).__name__}")
+    if not np.isfinite(margin):
+        # torch's multi_margin_loss returns 0 for a NaN margin; every violation is NaN.
+        raise ValueError(f"margin must be a finite number, got {margin}")
     n = scores.shape[0]
     rows = np.arange(n)
     # (margin - s_y) + s_j: the same order of operations as PyTorch, so both agree on

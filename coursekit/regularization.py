@@ -147,7 +147,10 @@ def max_norm_(W: np.ndarray, max_norm: float, axis=0, norm_type: float = 2.0) ->
 
 
 def _check_strength(strength) -> float:
-    return check_nonnegative(strength, "strength")
+    strength = check_nonnegative(strength, "strength")  # NaN refused here
+    if np.isinf(strength):
+        raise ValueError("strength must be finite, got inf (the penalty would be inf or NaN)")
+    return strength
 
 
 def _normalize_axes(axis, ndim: int) -> tuple[int, ...]:

@@ -110,3 +110,13 @@ def test_bad_input(loss_fn):
         loss_fn(np.zeros(4), np.array([0]))
     with pytest.raises(ValueError, match=r"scores must hold at least one row, got shape \(0, 4\)"):
         loss_fn(np.zeros((0, 4)), np.zeros(0, dtype=int))
+
+
+@pytest.mark.parametrize("margin", [float("nan"), float("inf"), -float("inf")])
+def test_svm_margin_must_be_finite(margin):
+    scores, y = np.zeros((2, 3)), np.array([0, 1])
+    # torch takes a NaN margin and reports a loss of 0: every comparison with NaN is False.
+    if np.isnan(margin):
+        assert F.multi_margin_loss(torch.zeros(2, 3), torch.tensor([0, 1]), margin=margin) == 0
+    with pytest.raises(ValueError, match=f"margin must be a finite number, got {margin}"):
+        svm_loss(scores, y, margin=margin)

@@ -172,8 +172,10 @@ def test_penalty_bad_input(penalty):
     w = np.ones(3)
     with pytest.raises(ValueError, match="strength must be >= 0, got -0.1"):
         penalty(w, -0.1)
-    with pytest.raises(ValueError, match="strength"):
+    with pytest.raises(ValueError, match="strength must be >= 0, got nan"):
         penalty(w, float("nan"))
+    with pytest.raises(ValueError, match="strength must be finite, got inf"):
+        penalty(w, float("inf"))
     with pytest.raises(TypeError, match="strength must be a non-negative number, got str"):
         penalty(w, "0.1")
     with pytest.raises(TypeError, match="params must be a numpy array or a dict"):
