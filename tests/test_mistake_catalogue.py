@@ -89,3 +89,38 @@ def test_one_mistake_fails_the_public_tests_of_its_own_cell_only(aid):
     graded function itself calls the wrong one, which the hidden checks then see too)."""
     collateral = measure.isolation(aid)
     assert not collateral, f"{aid}: public tests that fail for another task's mistake: {collateral}"
+
+
+def _known_mistakes():
+    from coursekit.grading.core import get_task, task_names
+
+    return [(name, i) for name in task_names() for i in range(len(get_task(name).mistakes))]
+
+
+@pytest.mark.parametrize(("task_name", "index"), _known_mistakes())
+def test_every_known_mistake_is_caught_and_named(task_name, index):
+    """A task's Mistake, submitted as the answer, fails the hidden check with a hint.
+
+    A Mistake the cases cannot tell from the reference would never be shown; one whose
+    failure gets no hint has an implementation that does not reproduce itself (for example
+    it depends on state the case does not set)."""
+    import contextlib
+    import io
+    import warnings
+
+    from coursekit.grading.core import collect_outputs, get_task, judge
+
+    task = get_task(task_name)
+    mistake = task.mistakes[index]
+    verdicts = []
+    for seed in (11, 12):
+        with warnings.catch_warnings(), measure.np.errstate(all="ignore"):
+            warnings.simplefilter("ignore")
+            with contextlib.redirect_stdout(io.StringIO()):
+                outcomes = collect_outputs(task, mistake.implementation, seed)
+            verdicts.append(judge(task, seed, outcomes))
+    failed = [v for v in verdicts if not v.passed]
+    assert failed, (
+        f"the hidden cases cannot tell this mistake from the reference: {mistake.message}"
+    )
+    assert any("hint:" in v.message() for v in failed), failed[0].message()

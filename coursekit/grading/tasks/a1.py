@@ -88,6 +88,13 @@ def _larger_size(shape_a, shape_b):
     return tuple(max(m, n) for m, n in _padded(shape_a, shape_b))
 
 
+def _equal_sizes_only(shape_a, shape_b):
+    pairs = list(_padded(shape_a, shape_b))
+    if any(m != n for m, n in pairs):
+        raise ValueError("sizes differ")
+    return tuple(m for m, _ in pairs)
+
+
 def _first_size_one_kept(shape_a, shape_b):
     broadcast_shape_reference(shape_a, shape_b)
     return tuple(m if m == 1 or n == 1 else m for m, n in _padded(shape_a, shape_b))
@@ -119,6 +126,11 @@ register(
                 "matches keeping a size-1 axis of the first shape: a size-1 axis stretches to "
                 "the other shape's size",
                 _first_size_one_kept,
+            ),
+            Mistake(
+                "matches accepting only EQUAL sizes: a size-1 axis is compatible with any size "
+                "and stretches to it",
+                _equal_sizes_only,
             ),
         ),
         description="result shape of broadcasting two shapes, ValueError if incompatible",
@@ -185,6 +197,15 @@ register(
                 "the examples only (axis=0) to get one value per column",
                 lambda X: (X - X.mean()) / X.std(),
             ),
+            Mistake(
+                "matches dividing by the VARIANCE: divide by the standard deviation, its square "
+                "root",
+                lambda X: (X - X.mean(axis=0)) / X.var(axis=0),
+            ),
+            Mistake(
+                "matches dividing by the standard deviation without subtracting the mean first",
+                lambda X: X / X.std(axis=0),
+            ),
         ),
         description="zero mean, unit std per column, by broadcasting",
     )
@@ -248,6 +269,16 @@ def _distance_mistakes():
         d2 = (X**2).sum(1)[:, None] + (Y**2).sum(1)[None, :] - 2 * X @ Y.T
         return np.sqrt(d2)
 
+    def abs_of_sum(X, Y):
+        return np.abs((X[:, None, :] - Y[None, :, :]).sum(axis=2))
+
+    def cross_term_once(X, Y):
+        d2 = (X**2).sum(1)[:, None] + (Y**2).sum(1)[None, :] - X @ Y.T
+        return np.sqrt(np.maximum(d2, 0))
+
+    def total_norms(X, Y):
+        return np.sqrt(np.maximum(np.sum(X**2) + np.sum(Y**2) - 2 * X @ Y.T, 0))
+
     def norms_not_reshaped(X, Y):
         d2 = (X**2).sum(1) + (Y**2).sum(1).reshape(1, -1) - 2 * X @ Y.T
         return np.sqrt(np.maximum(d2, 0))
@@ -262,6 +293,19 @@ def _distance_mistakes():
             "matches the transpose: entry [i, j] is the distance from X[i] to Y[j]", transposed
         ),
         Mistake("matches the L1 (Manhattan) distance instead of the Euclidean one", manhattan),
+        Mistake(
+            "matches |sum of the differences|: square each difference BEFORE summing, "
+            "sqrt(sum((x - y)**2))",
+            abs_of_sum,
+        ),
+        Mistake(
+            "matches ||x||^2 + ||y||^2 - x.y: the cross term of (x - y)^2 is 2 x.y", cross_term_once
+        ),
+        Mistake(
+            "matches the squared norms summed over the WHOLE matrix: sum over each row's "
+            "features only (axis=1)",
+            total_norms,
+        ),
         Mistake(
             "the last column is 0: the loop over the training points stops one early "
             "(range(M) already ends at M - 1)",
@@ -465,6 +509,16 @@ def _softmax_max_not_kept(x):
     return e / e.sum(axis=1, keepdims=True)
 
 
+def _softmax_whole_batch(x):
+    e = np.exp(x - np.max(x, axis=1, keepdims=True))
+    return e / e.sum()
+
+
+def _softmax_min_shift(x):
+    e = np.exp(x - np.min(x, axis=1, keepdims=True))
+    return e / e.sum(axis=1, keepdims=True)
+
+
 def _softmax_sum_not_kept(x):
     e = np.exp(x - np.max(x, axis=1, keepdims=True))
     return e / np.sum(e, axis=1)
@@ -502,6 +556,20 @@ register(
                 "matches dividing by the row sums WITHOUT keepdims: an (N,) array lines up "
                 "with the columns of (N, C); use np.sum(..., axis=1, keepdims=True)",
                 _softmax_sum_not_kept,
+            ),
+            Mistake(
+                "matches dividing by the sum over the WHOLE batch: each row must sum to 1, "
+                "np.sum(..., axis=1, keepdims=True)",
+                _softmax_whole_batch,
+            ),
+            Mistake(
+                "matches subtracting the row MINIMUM: exp then overflows for large spreads; "
+                "subtract the row maximum, so that every exponent is <= 0",
+                _softmax_min_shift,
+            ),
+            Mistake(
+                "matches the log-probabilities (log-softmax): exponentiate them",
+                lambda x: ops.log_softmax(x, axis=1),
             ),
         ),
         description="row-wise numerically stable softmax",
@@ -549,6 +617,11 @@ register(
             Mistake(
                 "matches summing exp over the WHOLE batch: give np.sum the axis (axis=1)",
                 lambda x: np.log(np.sum(np.exp(x - x.max(axis=1, keepdims=True)))) + x.max(axis=1),
+            ),
+            Mistake(
+                "matches shifting by ONE maximum for the whole batch: rows far below it "
+                "underflow to log(0) = -inf; use each row's own maximum",
+                lambda x: np.log(np.sum(np.exp(x - x.max()), axis=1)) + x.max(),
             ),
         ),
         description="row-wise numerically stable log-sum-exp",

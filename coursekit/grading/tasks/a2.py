@@ -117,6 +117,16 @@ def _fixed_step(f, x, h=1e-5):
     return gradcheck.numerical_gradient(f, x, 1e-5)
 
 
+def _divided_by_2_times_h(f, x, h=1e-5):
+    """``(f_plus - f_minus) / 2 * h``: the precedence slip that multiplies by h / 2."""
+    return gradcheck.numerical_gradient(f, x, h) * (2 * h) * h / 2
+
+
+def _in_place_relu(x):
+    x[x < 0] = 0.0
+    return x, x
+
+
 register(
     Task(
         name="a2.numerical_gradient",
@@ -149,6 +159,11 @@ register(
                 _whole_rows,
             ),
             Mistake("matches a step of 1e-5 whatever h is: use the argument h", _fixed_step),
+            Mistake(
+                "matches (f_plus - f_minus) / 2 * h, which MULTIPLIES by h / 2 (Python reads it "
+                "left to right): write / (2 * h)",
+                _divided_by_2_times_h,
+            ),
         ),
         description="centered-difference gradient of a scalar function",
         library_functions=("coursekit.gradcheck.numerical_gradient",),
@@ -233,6 +248,13 @@ register(
                 "array changes when x does; store np.array(f(x), copy=True)",
                 _output_not_copied,
             ),
+            Mistake(
+                "matches / 2 * h, which MULTIPLIES by h / 2 (Python reads it left to right): "
+                "write / (2 * h)",
+                lambda f, x, dout, h=1e-5: (
+                    gradcheck.numerical_gradient_array(f, x, dout, h) * (2 * h) * h / 2
+                ),
+            ),
         ),
         description="centered-difference vector-Jacobian product of an array function",
         library_functions=("coursekit.gradcheck.numerical_gradient_array",),
@@ -286,6 +308,13 @@ register(
             Mistake(
                 "NaN where x and y are both 0: 0 / 0. Floor the denominator: max(1e-8, |x| + |y|)",
                 lambda x, y: np.max(np.abs(x - y) / (np.abs(x) + np.abs(y))),
+            ),
+            Mistake(
+                "matches dividing by max(|x|, |y|): the denominator is the SUM |x| + |y| "
+                "(floored at 1e-8)",
+                lambda x, y: np.max(
+                    np.abs(x - y) / np.maximum(1e-8, np.maximum(np.abs(x), np.abs(y)))
+                ),
             ),
             Mistake(
                 "matches dividing by |x| only: the relative error is symmetric, divide by "
@@ -389,6 +418,12 @@ def _affine_backward_dw_transposed(dout, cache):
     return dx, dw.T, db
 
 
+def _affine_backward_means(dout, cache):
+    dx, dw, db = layers.affine_backward(dout, cache)
+    n = dout.shape[0]
+    return dx, dw / n, db / n
+
+
 def _affine_backward_flat_dx(dout, cache):
     _, w, _ = cache
     _, dw, db = layers.affine_backward(dout, cache)
@@ -416,6 +451,11 @@ register(
             Mistake(
                 "dw has the transposed shape (M, D): dw = x.T @ dout has the shape of w",
                 (layers.affine_forward, _affine_backward_dw_transposed),
+            ),
+            Mistake(
+                "dw and db are the MEANS over the batch: each example adds to the gradient, so "
+                "sum over the batch (dw = x.T @ dout, db = dout.sum(axis=0))",
+                (layers.affine_forward, _affine_backward_means),
             ),
         ),
         description="affine backward pass: (out, dx, dw, db)",
@@ -464,6 +504,16 @@ register(
                 "x = 0 (x > 0)",
                 (lambda x: (np.maximum(x, 0), x), _relu_backward_ge),
             ),
+            Mistake(
+                "dx is the 0/1 mask of x > 0 without dout: the chain rule multiplies the "
+                "local derivative by the upstream gradient, dx = dout * (x > 0)",
+                (activations.relu_forward, lambda dout, x: (x > 0).astype(float)),
+            ),
+            Mistake(
+                "the values are right but your forward pass changed the caller's x (an "
+                "in-place x[x < 0] = 0): compute a new array, np.maximum(x, 0)",
+                (_in_place_relu, activations.relu_backward),
+            ),
         ),
         description="ReLU forward and backward: (out, dx)",
         library_functions=(
@@ -504,6 +554,11 @@ register(
                 "dx matches dout * (1 - s): the derivative of the sigmoid is s * (1 - s)",
                 (activations.sigmoid_forward, lambda dout, s: dout * (1 - s)),
             ),
+            Mistake(
+                "dx is s * (1 - s) without dout: multiply the local derivative by the "
+                "upstream gradient",
+                (activations.sigmoid_forward, lambda dout, s: s * (1 - s)),
+            ),
         ),
         description="sigmoid forward and backward: (out, dx)",
         library_functions=(
@@ -534,6 +589,15 @@ register(
             Mistake(
                 "dx matches dout * (1 - tanh(x))**2: square tanh first, then subtract from 1",
                 (activations.tanh_forward, lambda dout, t: dout * (1 - t) ** 2),
+            ),
+            Mistake(
+                "dx matches dout * (1 - tanh(x)): the derivative is 1 - tanh(x)**2",
+                (activations.tanh_forward, lambda dout, t: dout * (1 - t)),
+            ),
+            Mistake(
+                "dx is 1 - tanh(x)**2 without dout: multiply the local derivative by the "
+                "upstream gradient",
+                (activations.tanh_forward, lambda dout, t: 1 - t**2),
             ),
         ),
         description="tanh forward and backward: (out, dx)",
@@ -647,6 +711,21 @@ register(
                 "the batch; index one entry per row: dscores[np.arange(N), y] -= 1",
                 _minus_one_in_columns,
             ),
+            Mistake(
+                "dscores has the opposite sign: the gradient is (softmax - one_hot(y)) / N",
+                lambda scores, y: (
+                    losses.softmax_loss(scores, y)[0],
+                    -losses.softmax_loss(scores, y)[1],
+                ),
+            ),
+            Mistake(
+                "the loss is negative: the cross-entropy is MINUS the mean log-probability of "
+                "the correct class",
+                lambda scores, y: (
+                    -losses.softmax_loss(scores, y)[0],
+                    losses.softmax_loss(scores, y)[1],
+                ),
+            ),
         ),
         description="softmax cross-entropy averaged over the batch, and its gradient",
         library_functions=("coursekit.losses.softmax_loss",),
@@ -720,6 +799,14 @@ def _identity_relu_backward(X, y, params, reg=0.0):
     return loss, {"W1": dW1 + reg * W1, "b1": db1, "W2": dW2 + reg * W2, "b2": db2}
 
 
+def _reg_gradient_doubled(X, y, params, reg=0.0):
+    loss, grads = two_layer_loss_reference(X, y, params, reg)
+    grads = dict(grads)
+    grads["W1"] = grads["W1"] + reg * params["W1"]
+    grads["W2"] = grads["W2"] + reg * params["W2"]
+    return loss, grads
+
+
 def _reg_without_half(X, y, params, reg=0.0):
     loss, grads = two_layer_loss_reference(X, y, params, reg)
     W1, W2 = params["W1"], params["W2"]
@@ -749,6 +836,11 @@ register(
                 "dW1 and db1 match backpropagating through the ReLU as if it were the identity: "
                 "multiply by the ReLU's gradient (relu_backward) before the first layer",
                 _identity_relu_backward,
+            ),
+            Mistake(
+                "the weight gradients have 2 * reg * W: the gradient of 0.5 * reg * |W|^2 is "
+                "reg * W",
+                _reg_gradient_doubled,
             ),
         ),
         description="loss and gradients of affine-ReLU-affine-softmax with L2 penalty",
@@ -821,6 +913,14 @@ register(
                 "dgamma matches summing over the FEATURES (axis=1): gamma has one entry per "
                 "feature, sum over the batch (axis=0)",
                 (scale_shift_forward, _dgamma_over_features),
+            ),
+            Mistake(
+                "dx matches dout without the factor gamma: out = gamma * x + beta, so "
+                "dx = dout * gamma",
+                (
+                    scale_shift_forward,
+                    lambda dout, cache: (dout.copy(), *scale_shift_backward(dout, cache)[1:]),
+                ),
             ),
         ),
         description="the corrected backward pass of the scale-and-shift layer",

@@ -301,11 +301,6 @@ _MOMENTUM_MISTAKES = (
         "matches a buffer that SUBTRACTS the old one, b = g − μ·b: momentum adds it, b = μ·b + g.",
         _sgd_buffer_sign,
     ),
-    Mistake(
-        "matches a Nesterov step with the buffer from BEFORE this step: update the buffer "
-        "first, then step along g + μ·b with the new b.",
-        _nesterov_old_buffer,
-    ),
 )
 
 
@@ -489,6 +484,11 @@ register(
                 "matches plain momentum: with nesterov=True the step uses g + μ·b (the "
                 "gradient plus the *new* buffer scaled by μ), not b.",
                 _nesterov_ignored,
+            ),
+            Mistake(
+                "matches a Nesterov step with the buffer from BEFORE this step: update the "
+                "buffer first, then step along g + μ·b with the new b.",
+                _nesterov_old_buffer,
             ),
             *_MOMENTUM_MISTAKES,
         ),
