@@ -138,6 +138,16 @@ def _dropout_global_random_state(x, p, *, mode, rng):
     return ref_dropout_forward(x, p, mode=mode, rng=np.random.default_rng())
 
 
+def _dropout_mask_rule(keep_rule, scale_rule):
+    def forward(x, p, *, mode, rng):
+        if mode == "test" or p == 0:
+            return x.copy(), {"mask": None, "p": p, "mode": mode}
+        mask = keep_rule(rng.random(x.shape), p) * scale_rule(p)
+        return x * mask, {"mask": mask, "p": p, "mode": mode}
+
+    return forward
+
+
 def _dropout_mask_per_feature(x, p, *, mode, rng):
     if mode == "test" or p == 0:
         return x.copy(), {"mask": None, "p": p, "mode": mode}
@@ -197,6 +207,16 @@ register(
                 "matches ONE mask per feature shared by the whole batch (a mask of shape "
                 "(D,)): draw an independent mask entry for every unit, rng.random(x.shape).",
                 _dropout_mask_per_feature,
+            ),
+            Mistake(
+                "the kept units are scaled by 1/p: inverted dropout divides by the probability "
+                "of KEEPING a unit, 1 - p.",
+                _dropout_mask_rule(lambda u, p: u >= p, lambda p: 1.0 / p),
+            ),
+            Mistake(
+                "units are kept with probability p (mask = u < p) but scaled by 1/(1-p): p is "
+                "the probability of dropping, keep where u >= p.",
+                _dropout_mask_rule(lambda u, p: u < p, lambda p: 1.0 / (1.0 - p)),
             ),
         ),
         library_functions=(
@@ -373,6 +393,25 @@ def _bn_without_affine(x, gamma, beta, rm, rv, *, mode, momentum=0.1, eps=1e-5):
     )
 
 
+def _bn_fixed(**fixed):
+    def forward(x, gamma, beta, rm, rv, *, mode, momentum=0.1, eps=1e-5):
+        kwargs = {"momentum": momentum, "eps": eps, **fixed}
+        return batchnorm_forward(x, gamma, beta, rm, rv, mode=mode, **kwargs)
+
+    return forward
+
+
+def _bn_running_stats_in_train(x, gamma, beta, rm, rv, *, mode, momentum=0.1, eps=1e-5):
+    if mode != "train":
+        return batchnorm_forward(x, gamma, beta, rm, rv, mode=mode, momentum=momentum, eps=eps)
+    old_rm, old_rv = rm.copy(), rv.copy()
+    batchnorm_forward(x, gamma, beta, rm, rv, mode=mode, momentum=momentum, eps=eps)
+    out, cache = batchnorm_forward(
+        x, gamma, beta, old_rm, old_rv, mode="test", momentum=momentum, eps=eps
+    )
+    return out, cache
+
+
 def _bn_eps_outside_sqrt(x, gamma, beta, rm, rv, *, mode, momentum=0.1, eps=1e-5):
     out, cache = batchnorm_forward(x, gamma, beta, rm, rv, mode=mode, momentum=momentum, eps=eps)
     var = x.var(axis=0) if mode == "train" else rv
@@ -464,6 +503,19 @@ register(
             Mistake(
                 "the output is xhat: apply the learnable scale and shift, gamma * xhat + beta.",
                 _bn_without_affine,
+            ),
+            Mistake(
+                "matches eps = 1e-5 whatever eps is passed: use the argument eps.",
+                _bn_fixed(eps=1e-5),
+            ),
+            Mistake(
+                "matches momentum = 0.1 whatever momentum is passed: use the argument momentum.",
+                _bn_fixed(momentum=0.1),
+            ),
+            Mistake(
+                "train mode normalized with the running averages: in train mode use the "
+                "batch's own mean and (biased) variance, and update the running averages.",
+                _bn_running_stats_in_train,
             ),
         ),
         library_functions=("coursekit.normalization.batchnorm_forward",),
@@ -590,7 +642,17 @@ def _bn_backward_alt_mean_dbeta(dout, cache):
     return (gamma * inv_std / n) * (n * dout - dbeta - xhat * dgamma), dgamma, dbeta
 
 
+def _bn_backward_swapped(dout, cache):
+    dx, dgamma, dbeta = _ref_bn_backward(dout, cache)
+    return dx, dbeta, dgamma
+
+
 _BN_BACKWARD_MISTAKES = (
+    Mistake(
+        "dgamma and dbeta are swapped: return (dx, dgamma, dbeta) in the order of the "
+        "forward pass's inputs (x, gamma, beta).",
+        _bn_backward_swapped,
+    ),
     Mistake(
         "dx includes the path through the variance but not the one through the mean: "
         "every x_i also changes the batch mean, subtract the mean of dxhat.",
@@ -721,6 +783,11 @@ def _ln_unbiased(x, gamma, beta, eps=1e-5):
     return gamma * xhat + beta, None
 
 
+def _ln_global_statistics(x, gamma, beta, eps=1e-5):
+    xhat = (x - x.mean()) / np.sqrt(x.var() + eps)
+    return gamma * xhat + beta, None
+
+
 def _ln_backward_one_sum_over_batch(dout, cache):
     xhat, gamma, inv_std = cache["xhat"], cache["gamma"], cache["inv_std"]
     _, dgamma, dbeta = _ref_ln_backward(dout, cache)
@@ -767,6 +834,15 @@ register(
                 "by D, x.var(axis=1, keepdims=True).",
                 _ln_unbiased,
             ),
+            Mistake(
+                "matches eps = 1e-5 whatever eps is passed: use the argument eps.",
+                lambda x, gamma, beta, eps=1e-5: layernorm_forward(x, gamma, beta, eps=1e-5),
+            ),
+            Mistake(
+                "matches ONE mean and variance for the whole batch: LayerNorm normalizes each "
+                "sample (row) over its own features (axis=1, keepdims=True).",
+                _ln_global_statistics,
+            ),
         ),
         library_functions=("coursekit.normalization.layernorm_forward",),
     )
@@ -801,6 +877,13 @@ register(
                 "dgamma has one value per SAMPLE (summed over axis=1): gamma has one entry per "
                 "feature, so sum dout * xhat over the batch (axis=0).",
                 _ln_backward_dgamma_per_sample,
+            ),
+            Mistake(
+                "dx is missing the factor gamma: the gradient reaching xhat is dout * gamma.",
+                lambda dout, cache: (
+                    _ref_ln_backward(dout, {**cache, "gamma": np.ones_like(cache["gamma"])})[:1]
+                    + _ref_ln_backward(dout, cache)[1:]
+                ),
             ),
         ),
         library_functions=(
