@@ -259,6 +259,12 @@ def _sgd_decay_ignored(param, grad, state, *, lr, momentum=0.9, weight_decay=0.0
     return sgd(param, grad, state, lr=lr, momentum=momentum, nesterov=nesterov)
 
 
+def _sgd_decay_sign(param, grad, state, *, lr, momentum=0.9, weight_decay=0.0, nesterov=False):
+    return sgd(
+        param, grad, state, lr=lr, momentum=momentum, weight_decay=-weight_decay, nesterov=nesterov
+    )
+
+
 def _sgd_buffer_sign(param, grad, state, *, lr, momentum=0.9, weight_decay=0.0, nesterov=False):
     g = grad + weight_decay * param
     buf = state.get("momentum_buffer")
@@ -298,6 +304,11 @@ _MOMENTUM_MISTAKES = (
         _sgd_decay_ignored,
     ),
     Mistake(
+        "matches subtracting weight_decay * param from the gradient: the L2 term ADDS it, "
+        "g = grad + weight_decay * param.",
+        _sgd_decay_sign,
+    ),
+    Mistake(
         "matches a buffer that SUBTRACTS the old one, b = g − μ·b: momentum adds it, b = μ·b + g.",
         _sgd_buffer_sign,
     ),
@@ -332,6 +343,18 @@ def _rmsprop_no_memory(param, grad, state, *, lr=1e-2, alpha=0.99, eps=1e-8, wei
     return rmsprop(param, grad, {}, lr=lr, alpha=alpha, eps=eps, weight_decay=weight_decay)
 
 
+def _adagrad_abs(param, grad, state, *, lr=1e-2, weight_decay=0.0, eps=1e-10):
+    g = grad + weight_decay * param
+    total = state.get("sum", 0.0) + np.abs(g)
+    return param - lr * g / (np.sqrt(total) + eps), {"sum": total}
+
+
+def _rmsprop_eps_inside(param, grad, state, *, lr=1e-2, alpha=0.99, eps=1e-8, weight_decay=0.0):
+    g = grad + weight_decay * param
+    v = alpha * state.get("square_avg", 0.0) + (1 - alpha) * g * g
+    return param - lr * g / np.sqrt(v + eps), {"square_avg": v}
+
+
 def _rmsprop_no_sqrt(param, grad, state, *, lr=1e-2, alpha=0.99, eps=1e-8, weight_decay=0.0):
     g = grad + weight_decay * param
     v = alpha * state.get("square_avg", 0.0) + (1 - alpha) * g * g
@@ -360,6 +383,9 @@ def _adam_variant(
     swap_betas=False,
     first_step_only=False,
     fixed_eps=None,
+    v_without_1_minus_beta2=False,
+    no_sqrt=False,
+    store_corrected=False,
 ):
     def rule(param, grad, state, *, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0):
         b1, b2 = betas[::-1] if swap_betas else betas
@@ -371,10 +397,15 @@ def _adam_variant(
         else:
             g = grad + weight_decay * param
         m = b1 * state.get("exp_avg", 0.0) + (1 - b1) * g
-        v = b2 * state.get("exp_avg_sq", 0.0) + (1 - b2) * g * g
+        v = b2 * state.get("exp_avg_sq", 0.0) + (1.0 if v_without_1_minus_beta2 else 1 - b2) * g * g
         m_hat = m / (1 - b1 ** (t + shift)) if correct_m else m
         v_hat = v / (1 - b2 ** (t + shift)) if correct_v else v
-        denom = np.sqrt(v_hat + eps) if eps_inside else np.sqrt(v_hat) + eps
+        if no_sqrt:
+            denom = v_hat + eps
+        else:
+            denom = np.sqrt(v_hat + eps) if eps_inside else np.sqrt(v_hat) + eps
+        if store_corrected:
+            m, v = m_hat, v_hat
         return param - lr * m_hat / denom, {"step": t, "exp_avg": m, "exp_avg_sq": v}
 
     return rule
@@ -455,6 +486,19 @@ _ADAM_COMMON_MISTAKES = (
         "matches eps = 1e-8 whatever eps is passed: use the argument eps.",
         _adam_variant(fixed_eps=1e-8),
     ),
+    Mistake(
+        "matches v = β2·v + g² without the factor (1 − β2) on the new squared gradient.",
+        _adam_variant(v_without_1_minus_beta2=True),
+    ),
+    Mistake(
+        "matches dividing by v_hat + eps: divide by its square root, sqrt(v_hat) + eps.",
+        _adam_variant(no_sqrt=True),
+    ),
+    Mistake(
+        "matches storing the bias-CORRECTED m_hat and v_hat in state: keep the raw averages m "
+        "and v there; the correction is applied anew at every step.",
+        _adam_variant(store_corrected=True),
+    ),
 )
 
 register(
@@ -522,6 +566,11 @@ register(
                 "used; add weight_decay * param to the gradient.",
                 _adagrad_decay_ignored,
             ),
+            Mistake(
+                "matches accumulating |g| instead of g**2: AdaGrad sums squared gradients and "
+                "divides by the square root of that sum.",
+                _adagrad_abs,
+            ),
         ),
         library_functions=("coursekit.optim.functional.adagrad", "coursekit.optim.Adagrad"),
     )
@@ -559,6 +608,10 @@ register(
                 "matches RMSProp without weight decay: weight_decay was accepted but never "
                 "used; add weight_decay * param to the gradient.",
                 _rmsprop_decay_ignored,
+            ),
+            Mistake(
+                "eps was added inside the square root: use sqrt(square_avg) + eps.",
+                _rmsprop_eps_inside,
             ),
         ),
         library_functions=("coursekit.optim.functional.rmsprop", "coursekit.optim.RMSprop"),
@@ -707,6 +760,11 @@ register(
                 "the rate drops by 0.1 whatever gamma is: multiply by the argument gamma.",
                 _step_lr_fixed_gamma,
             ),
+            Mistake(
+                "the rate is multiplied by gamma at EVERY step: it drops only every step_size "
+                "steps, base_lr * gamma ** (step // step_size).",
+                lambda step, base_lr, step_size, gamma=0.1: base_lr * gamma**step,
+            ),
         ),
         library_functions=("coursekit.schedules.step_lr", "coursekit.schedules.StepLR"),
     )
@@ -738,6 +796,13 @@ register(
             Mistake(
                 "the curve ignores eta_min: it runs from base_lr down to eta_min.",
                 _cosine_ignores_eta_min,
+            ),
+            Mistake(
+                "the curve rises from eta_min to base_lr: it falls, eta_min + (base_lr - eta_min) "
+                "* (1 + cos(pi * step / T_max)) / 2.",
+                lambda step, base_lr, T_max, eta_min=0.0: (
+                    eta_min + 0.5 * (base_lr - eta_min) * (1 - math.cos(math.pi * step / T_max))
+                ),
             ),
         ),
         library_functions=(
@@ -777,6 +842,15 @@ register(
                 "the ramp is one step ahead: it starts at 0 at step 0 and reaches base_lr at "
                 "step warmup_steps.",
                 _warmup_ramp_early,
+            ),
+            Mistake(
+                "there is no warmup: for step < warmup_steps the rate ramps linearly from 0, "
+                "base_lr * step / warmup_steps.",
+                lambda step, base_lr, warmup_steps, T_max, eta_min=0.0: (
+                    schedules.cosine_annealing_lr(
+                        max(step - warmup_steps, 0), base_lr, T_max, eta_min
+                    )
+                ),
             ),
         ),
         library_functions=("coursekit.schedules.warmup", "coursekit.schedules.WarmupLR"),
