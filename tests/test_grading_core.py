@@ -237,3 +237,192 @@ def test_library_functions_name_real_coursekit_functions(name):
         module, attr = dotted.rsplit(".", 1)
         assert module.startswith("coursekit."), dotted
         assert callable(getattr(importlib.import_module(module), attr)), dotted
+
+
+# -- hidden cases travel to a sandbox ------------------------------------------------------------
+# The grader makes the cases and pickles them; the task's ``run`` is shipped by value into a
+# process where coursekit's references and torch cannot be imported. So cases depend only on
+# the generator, pickle as plain data, and ``run`` (with everything it calls) uses numpy and
+# plain Python, never a reference or a coursekit function.
+_ALLOWED_MODULES = ("numpy", "math", "builtins", "collections", "itertools", "functools")
+
+
+def _assignment_references(name: str) -> set[int]:
+    """ids of every reference function of the tasks of ``name``'s assignment."""
+    prefix = name.split(".")[0] + "."
+    refs = set()
+    for other in COURSE_TASKS:
+        if other.startswith(prefix):
+            reference = get_task(other).reference
+            refs.update(
+                id(f) for f in (reference if isinstance(reference, tuple) else (reference,))
+            )
+    return refs
+
+
+def _codes(code):
+    yield code
+    for const in code.co_consts:
+        if inspect.iscode(const):
+            yield from _codes(const)
+
+
+def _forbidden_globals(fn, references: set[int], seen: set[int]) -> list[str]:
+    """Globals reachable from ``fn`` that would not exist where student code runs."""
+    if id(fn) in seen:
+        return []
+    seen.add(id(fn))
+    if inspect.isclass(fn):
+        return [
+            p
+            for m in vars(fn).values()
+            if inspect.isfunction(m)
+            for p in _forbidden_globals(m, references, seen)
+        ]
+    problems = []
+    names = {n for code in _codes(fn.__code__) for n in code.co_names}
+    for name in sorted(names & set(fn.__globals__)):
+        value = fn.__globals__[name]
+        if id(value) in references:
+            problems.append(f"{name} (a task's reference)")
+        elif inspect.ismodule(value):
+            if value.__name__.split(".")[0] not in _ALLOWED_MODULES:
+                problems.append(f"{name} (module {value.__name__})")
+        elif inspect.isfunction(value) or inspect.isclass(value):
+            module = getattr(value, "__module__", "") or ""
+            if module == fn.__module__:
+                problems += _forbidden_globals(value, references, seen)
+            elif module.split(".")[0] not in _ALLOWED_MODULES:
+                problems.append(f"{name} (from {module})")
+    return problems
+
+
+@pytest.mark.parametrize("name", COURSE_TASKS)
+def test_run_uses_nothing_the_sandbox_lacks(name):
+    task = get_task(name)
+    if task.run is core.call_with_case:
+        return
+    problems = _forbidden_globals(task.run, _assignment_references(name), set())
+    assert not problems, f"{name}: run() reaches {problems}; compute those values in the cases"
+
+
+@pytest.mark.parametrize("name", COURSE_TASKS)
+def test_cases_are_plain_data_that_depend_only_on_the_seed(name):
+    import pickle
+
+    task = get_task(name)
+    first = pickle.dumps(list(task.cases(np.random.default_rng(7))))
+    again = pickle.dumps(list(task.cases(np.random.default_rng(7))))
+    assert first == again, "the same seed must give the same cases"
+    other = pickle.dumps(list(task.cases(np.random.default_rng(8))))
+    if name not in {"a5.final_model"} and not name.startswith(("a3.step", "a3.cos", "a3.warm")):
+        assert first != other, "another seed must give other cases"
+
+
+@pytest.mark.filterwarnings("ignore::RuntimeWarning")
+@pytest.mark.parametrize("name", COURSE_TASKS)
+def test_the_reference_gives_the_same_outputs_twice(name):
+    task = get_task(name)
+    one = collect_outputs(task, task.reference, 3)
+    two = collect_outputs(task, task.reference, 3)
+    for a, b in zip(one, two):
+        assert a.error is None and describe_mismatch(b.output, a.output, 0.0, 0.0) is None
+
+
+def _wrong_but_plausible():
+    """Mistakes the new hidden cases were written to catch (each must fail its task)."""
+
+    def standardize_in_place(X):
+        X -= X.mean(axis=0)
+        X /= X.std(axis=0)
+        return X
+
+    def standardize_one_pass(X):
+        mean = X.mean(axis=0)
+        return (X - mean) / np.sqrt((X**2).mean(axis=0) - mean**2)
+
+    def distances_float32(X, Y):
+        diff = X[:, None, :].astype(np.float32) - Y[None, :, :].astype(np.float32)
+        return np.sqrt((diff**2).sum(axis=2))
+
+    def distances_unclamped(X, Y):
+        d2 = (X**2).sum(1)[:, None] + (Y**2).sum(1)[None, :] - 2 * X @ Y.T
+        return np.sqrt(d2)
+
+    def knn_quicksort(dists, y_train, k=1):
+        nearest = np.argsort(dists, axis=1, kind="quicksort")[:, :k]
+        return np.array([np.bincount(row).argmax() for row in y_train[nearest]])
+
+    def numerical_gradient_fixed_step(f, x, h=1e-5):
+        grad = np.zeros_like(x)
+        for i in np.ndindex(x.shape):
+            old = x[i]
+            x[i] = old + 1e-5
+            plus = f(x)
+            x[i] = old - 1e-5
+            minus = f(x)
+            x[i] = old
+            grad[i] = (plus - minus) / 2e-5
+        return grad
+
+    def relu_in_place(x):
+        np.maximum(x, 0, out=x)
+        return x, x
+
+    def relu_backward(dout, cache):
+        return dout * (cache > 0)
+
+    def sgd_aliasing_grad(
+        param, grad, state, *, lr, momentum=0.0, weight_decay=0.0, nesterov=False
+    ):
+        g = grad + weight_decay * param if weight_decay else grad
+        buf = state.get("momentum_buffer")
+        buf = g if buf is None else np.add(momentum * buf, g, out=g)
+        return param - lr * buf, {"momentum_buffer": buf}
+
+    def dropout_fixed_seed(x, p, *, mode, rng):
+        if mode == "test":
+            return x.copy(), None
+        keep = np.random.default_rng(0).random(x.shape) >= p
+        return x * keep / (1 - p), None
+
+    def dropout_one_mask_row(x, p, *, mode, rng):
+        if mode == "test":
+            return x.copy(), None
+        keep = rng.random((1, x.shape[1])) >= p
+        return x * keep / (1 - p), None
+
+    def he_uniform_right_std(fan_in, fan_out, *, rng):
+        bound = np.sqrt(3.0) * np.sqrt(2.0 / fan_in)
+        return rng.uniform(-bound, bound, size=(fan_in, fan_out))
+
+    def clip_norm_without_eps(grads, max_norm):
+        total = np.sqrt(sum(float(np.sum(g * g)) for g in grads.values()))
+        for g in grads.values():
+            g *= min(1.0, max_norm / total)
+        return total
+
+    return [
+        ("a1.standardize_columns", standardize_in_place),
+        ("a1.standardize_columns", standardize_one_pass),
+        ("a1.distances_two_loops", distances_float32),
+        ("a1.distances_no_loops", distances_unclamped),
+        ("a1.knn_predict", knn_quicksort),
+        ("a2.numerical_gradient", numerical_gradient_fixed_step),
+        ("a2.relu", (relu_in_place, relu_backward)),
+        ("a3.sgd_momentum", sgd_aliasing_grad),
+        ("a4.dropout_forward", dropout_fixed_seed),
+        ("a4.dropout_forward", dropout_one_mask_row),
+        ("a5.he_init", he_uniform_right_std),
+        ("a5.clip_grad_norm", clip_norm_without_eps),
+    ]
+
+
+@pytest.mark.filterwarnings("ignore::RuntimeWarning")
+@pytest.mark.parametrize(
+    ("name", "wrong"), _wrong_but_plausible(), ids=lambda v: getattr(v, "__name__", str(v))
+)
+def test_hidden_cases_catch_the_mistake_they_name_on_every_seed(name, wrong):
+    task = get_task(name)
+    for seed in range(4):
+        assert not judge(task, seed, collect_outputs(task, wrong, seed)).passed, seed

@@ -161,6 +161,7 @@ TARGETS: dict[str, tuple[str, ...]] = {
     "a5.early_stopping": (
         "coursekit.early_stopping.EarlyStopping.__init__",
         "coursekit.early_stopping.EarlyStopping.step",
+        "coursekit.early_stopping.EarlyStopping.is_improvement",
         "coursekit.early_stopping.EarlyStopping.restore",
     ),
 }
@@ -245,6 +246,7 @@ _CONVERSIONS = frozenset(
         "_nonnegative_int",
         "_positive",
         "_factor",
+        "as_named_arrays",
     }
 )
 
@@ -353,8 +355,13 @@ def _sites(func: ast.AST) -> list[Site]:
         if isinstance(node, ast.Call):
             for k, kw in enumerate(node.keywords):
                 if kw.arg is not None:
+                    callee = _short(node.func, 40)
                     add(
-                        "keyword", f"{kw.arg}={_short(kw.value, 30)}", "(default)", _drop_keyword(k)
+                        "keyword",
+                        f"{callee}(..., {kw.arg}={_short(kw.value, 40)})",
+                        f"{callee}(...) without {kw.arg}=",
+                        _drop_keyword(k),
+                        _statement=True,  # the call and keyword name it; no wider context
                     )
             positional = node.args
             for k in range(len(positional) - 1):
@@ -607,9 +614,14 @@ def _context(original: ast.AST, mutated: ast.AST, index: int) -> tuple[str, str]
             break
         if isinstance(nodes[up], (ast.FunctionDef, ast.For, ast.If, ast.While, ast.With)):
             break
+        if isinstance(nodes[k], ast.keyword):  # "name=value" says enough
+            break
         k = up
     mutated_nodes = list(ast.walk(mutated))
     after = mutated_nodes[k]
+    if isinstance(nodes[k], ast.keyword) and id(nodes[k]) in parent:
+        callee = _short(nodes[parent[id(nodes[k])]].func, 40)
+        return f"{callee}(..., {_short(nodes[k])})", f"{callee}(..., {_short(after)})"
     if isinstance(after, ast.stmt):
         return _short(ast.unparse(nodes[k]).splitlines()[0], 90), _short(
             ast.unparse(after).splitlines()[0], 90
@@ -861,6 +873,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seeds", type=int, nargs="+", default=list(SEEDS))
     parser.add_argument("--json", type=Path, help="write the per-task report as JSON")
     parser.add_argument("--verbose", "-v", action="store_true", help="list explained survivors too")
+    parser.add_argument(
+        "--prune",
+        action="store_true",
+        help="remove stale entries (now killed, or no longer made) from the equivalents file",
+    )
     args = parser.parse_args(argv)
     names = args.tasks or course_tasks()
     reports = []
@@ -891,6 +908,12 @@ def main(argv: list[str] | None = None) -> int:
             f"{aid}: {n} mutants, {graded} graded, {killed} killed ({killed / max(graded, 1):.1%}), "
             f"{explained} equivalent, {unexplained} unexplained"
         )
+    if args.prune:
+        data = json.loads(EQUIVALENTS_FILE.read_text())
+        for r in reports:
+            for stale in r.stale:
+                data.get(r.task, {}).pop(stale, None)
+        EQUIVALENTS_FILE.write_text(json.dumps(data, indent=1, ensure_ascii=False) + "\n")
     if args.json:
         args.json.write_text(json.dumps([dataclasses.asdict(r) for r in reports], indent=1))
     return 1 if any(r.unexplained or r.stale for r in reports) else 0
