@@ -536,6 +536,59 @@ def bench_grading(quick: bool, repeats: int) -> list[Result]:
     ]
 
 
+def bench_similarity(quick: bool, repeats: int) -> list[Result]:
+    """``coursekit similarity a1`` on a synthesized class (tests/similarity_class.py), each run
+    a fresh process on two workers; also records how many planted copies it flagged and how
+    many independent pairs."""
+    import shutil
+    import subprocess
+    import tempfile
+
+    sys.path.insert(0, str(ROOT / "tests"))
+    import similarity_class
+
+    n, reps = (60, 1) if quick else (300, max(3, min(repeats, 5)))
+    klass = similarity_class.synthesize(n, seed=2026)
+    with tempfile.TemporaryDirectory() as tmp:
+        course = Path(tmp) / "course"
+        course.mkdir()
+        shutil.copy(ROOT / "nbgrader_config.py", course)
+        for step in ("solutions", "assignments"):
+            shutil.copytree(ROOT / step / "a1", course / step / "a1")
+        similarity_class.write_class(course, klass)
+        out = Path(tmp) / "pairs.json"
+        cmd = [sys.executable, "-m", "coursekit.cli.main", "--course", str(course)]
+        cmd += ["similarity", "a1", "--workers", "2", "--json", str(out)]
+        times = []
+        for _ in range(reps):
+            start = time.perf_counter()
+            subprocess.run(cmd, check=True, capture_output=True)
+            times.append(time.perf_counter() - start)
+        pairs = json.loads(out.read_text())
+    source = {}
+    for pair in klass.planted:  # a copy (c..., ck...) and its source are not independent
+        copy, original = sorted(pair)
+        source[copy] = original
+    root = {s: source.get(s, s) for s in [*klass.answers, "coursekit"]}
+    planted = [p["flagged"] for p in pairs if frozenset((p["a"], p["b"])) in klass.planted]
+    independent = [p["flagged"] for p in pairs if root[p["a"]] != root[p["b"]]]
+    return [
+        Result(
+            "similarity",
+            f"{n} students of a1, every pair and each against coursekit, 2 workers",
+            times,
+            target=60.0,
+            notes=f"whole command in a fresh process; planted copies flagged "
+            f"{sum(planted)}/{len(planted)}, independent pairs flagged "
+            f"{sum(independent)}/{len(independent)}",
+            extra={
+                "planted_flagged": sum(planted) / len(planted),
+                "independent_flagged": sum(independent) / len(independent),
+            },
+        )
+    ]
+
+
 def _notebooks(quick: bool) -> list[Path]:
     lectures = sorted((ROOT / "lectures").glob("L[0-9][0-9]_*.ipynb"))
     if quick:
@@ -633,6 +686,7 @@ BENCHMARKS: dict[str, Callable[[bool, int], list[Result]]] = {
     "training": bench_training_epoch,
     "grading": bench_grading,
     "notebooks": bench_notebooks,
+    "similarity": bench_similarity,
 }
 REPEATS = {"quick": 3, "full": 15}  # timed runs per figure (grading: see GRADING)
 
@@ -732,7 +786,7 @@ def chart(entries: list[dict], path: Path) -> None:
     import matplotlib.pyplot as plt
 
     compared = [e for e in entries if e["ratio"] is not None]
-    notebooks = [e for e in entries if e["ratio"] is None]
+    notebooks = [e for e in entries if e["ratio"] is None and e["name"].startswith("notebook:")]
     panels = [p for p in (compared, notebooks) if p]
     if not panels:
         return

@@ -319,3 +319,32 @@ def test_fragment_for_the_report(class_run):
     assert fragment.startswith('<section class="coursekit-similarity">')
     assert fragment.rstrip().endswith("</section>")
     assert "<html" not in fragment and sim.DISCLAIMER.split(".")[0] in fragment
+
+
+def test_class_wide_overlap_equals_copydetects_pairwise_comparison():
+    from copydetect import compare_files
+
+    rng = np.random.default_rng(8)
+    release = sim.Release.read(ROOT / "assignments" / "a1")
+    docs = []
+    for k in range(6):
+        units = []
+        for gid, code in synth.independent_answers(rng, blank=0.0).items():
+            units += sim.cell_units(code, release.answer_cells[gid], sim.bound_names(code))
+        docs.append(sim.Document.from_sections(f"s{k}", [("all", units)]))
+    docs.append(sim.Document.from_sections("copy", [("all", _units_of(docs[0]))]))
+    settings = sim.Settings(noise=5)
+    fps = [sim._fingerprint(d, settings, None) for d in docs]
+    sims = sim.overlap_matrix(fps, settings.noise)
+    checked = 0
+    for a in range(len(docs)):
+        for b in range(len(docs)):
+            if a != b and fps[a].hashes & fps[b].hashes:
+                _, (sa, sb), _ = compare_files(fps[a], fps[b])
+                assert sims[a, b] == pytest.approx(sa) and sims[b, a] == pytest.approx(sb)
+                checked += 1
+    assert checked >= 10 and sims[0, -1] == pytest.approx(1.0)
+
+
+def _units_of(document):
+    return [sim.Unit(document.text, document.tokens, [tuple(s) for s in document.spans])]

@@ -51,12 +51,10 @@ import inspect
 import io
 import json
 import keyword
-import multiprocessing
 import os
 import re
 import tokenize
 from collections import Counter
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -508,9 +506,6 @@ class Pair:
         }
 
 
-_FINGERPRINTS: list = []  # shared with forked workers
-
-
 def _fingerprint(document: Document, settings: Settings, boilerplate):
     from copydetect import CodeFingerprint
 
@@ -524,18 +519,41 @@ def _fingerprint(document: Document, settings: Settings, boilerplate):
     )
 
 
-def _compare_chunk(jobs: list[tuple[int, int]]) -> list[tuple[float, float]]:
-    from copydetect import compare_files
+def overlap_matrix(fingerprints: list, k: int) -> np.ndarray:
+    """``sims[a, b]``: the fraction of document ``a``'s fingerprinted tokens that lie in a
+    k-gram ``b`` also has, for every pair at once.
 
-    out = []
-    for i, j in jobs:
-        fa, fb = _FINGERPRINTS[i], _FINGERPRINTS[j]
-        if not fa.hashes or not fb.hashes or fa.hashes.isdisjoint(fb.hashes):
-            out.append((0.0, 0.0))
+    The same quantity as the similarities of :func:`copydetect.compare_files` (tokens of the
+    union of the shared k-grams over the tokens any fingerprint covers), computed for a
+    whole class with one membership matrix instead of one call per pair.
+    """
+    columns: dict[int, int] = {}
+    entries = []
+    for fp in fingerprints:
+        pos, col = [], []
+        for h, places in fp.hash_idx.items():
+            c = columns.setdefault(int(h), len(columns))
+            pos += [int(p) for p in places]
+            col += [c] * len(places)
+        entries.append((np.array(pos, dtype=np.int64), np.array(col, dtype=np.int64)))
+    n = len(fingerprints)
+    member = np.zeros((n, max(len(columns), 1)), dtype=np.int8)
+    for i, (_, col) in enumerate(entries):
+        member[i, col] = 1
+    sims = np.zeros((n, n))
+    for a, ((pos, col), fp) in enumerate(zip(entries, fingerprints)):
+        if len(pos) == 0 or not fp.token_coverage:
             continue
-        _, (sa, sb), _ = compare_files(fa, fb)
-        out.append((float(sa), float(sb)))
-    return out
+        order = np.argsort(pos, kind="stable")
+        pos, col = pos[order], col[order]
+        length = int(pos.max()) + k + 1
+        present = member[:, col].astype(np.int32)  # (n, positions): k-gram found in b
+        edges = np.zeros((n, length + 1), dtype=np.int32)
+        edges[:, pos] += present  # positions are distinct: one k-gram starts at each
+        edges[:, pos + k] -= present
+        covered = (np.cumsum(edges, axis=1) > 0).sum(axis=1)
+        sims[a] = covered / fp.token_coverage
+    return np.minimum(sims, 1.0)
 
 
 def matching_slices(a: Document, b: Document, settings: Settings, boilerplate=()):
@@ -595,9 +613,6 @@ def compare(
 ) -> Result:
     """Every pair of ``students``, each student against ``reference`` (coursekit's own code)
     and against every ``archive`` document; ranked by score."""
-    global _FINGERPRINTS
-    from copydetect import CodeFingerprint
-
     documents = [*students, *([reference] if reference is not None else []), *archive]
     owners = [d.owner for d in documents]
     if len(set(owners)) != len(owners):
@@ -614,38 +629,26 @@ def compare(
     limit = max(2, settings.common * len(students))
     common = [h for h, n in counts.items() if n > limit]
     boilerplate = np.unique(np.array(given + common, dtype=np.int64))
-    _FINGERPRINTS = [_fingerprint(d, settings, boilerplate) for d in documents]
-    assert all(isinstance(fp, CodeFingerprint) for fp in _FINGERPRINTS)
-
+    fingerprints = [_fingerprint(d, settings, boilerplate) for d in documents]
+    sims = overlap_matrix(fingerprints, settings.noise)
     n = len(students)
-    jobs = [(i, j) for i in range(n) for j in range(i + 1, n)]
-    jobs += [(i, k) for i in range(n) for k in range(n, len(documents))]
-    sims = _run_jobs(jobs, workers)
     pairs = []
-    for (i, j), (sa, sb) in zip(jobs, sims):
-        score = (sa + sb) / 2 if j < n else sa
-        pairs.append(Pair(owners[i], owners[j], score, bool(score >= settings.threshold), sa, sb))
+    for i in range(n):
+        for j in range(i + 1, len(documents)):
+            sa, sb = float(sims[i, j]), float(sims[j, i])
+            score = (sa + sb) / 2 if j < n else sa
+            pairs.append(
+                Pair(owners[i], owners[j], score, bool(score >= settings.threshold), sa, sb)
+            )
     pairs.sort(key=lambda p: (-p.score, p.a, p.b))
     notes = [f"{d.owner}: {note}" for d in documents for note in d.notes]
-    empty = [d.owner for d in students if not _FINGERPRINTS[owners.index(d.owner)].hashes]
+    empty = [d.owner for d, fp in zip(students, fingerprints) if not fp.hashes]
     if empty:
         notes.append(
             f"{len(empty)} submission(s) with no code of their own beyond what the class "
             f"shares, not comparable: {', '.join(empty[:20])}" + (" ..." if len(empty) > 20 else "")
         )
     return Result(assignment, settings, {d.owner: d for d in documents}, pairs, boilerplate, notes)
-
-
-def _run_jobs(jobs, workers):
-    workers = workers or min(
-        len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1, 8
-    )
-    if workers <= 1 or len(jobs) < 2000 or "fork" not in multiprocessing.get_all_start_methods():
-        return _compare_chunk(jobs)
-    size = -(-len(jobs) // (workers * 4))
-    chunks = [jobs[i : i + size] for i in range(0, len(jobs), size)]
-    with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork")) as pool:
-        return [sim for chunk in pool.map(_compare_chunk, chunks) for sim in chunk]
 
 
 # -- the course ---------------------------------------------------------------------------
