@@ -91,6 +91,13 @@ def _run_init(fn, case: Case):
     }
 
 
+def _normal_with_std(std_of):
+    def draw(fan_in, fan_out, *, rng):
+        return init.normal((fan_in, fan_out), std_of(fan_in, fan_out), rng=rng)
+
+    return draw
+
+
 def _he_fan_out(fan_in, fan_out, *, rng):
     return init.kaiming_normal((fan_in, fan_out), mode="fan_out", nonlinearity="relu", rng=rng)
 
@@ -172,6 +179,11 @@ register(
             ),
             Mistake(_GLOBAL_STATE_HINT, _global_random_state(random_init)),
             Mistake(_TRANSPOSED_HINT, _transposed(random_init)),
+            Mistake(
+                "the weights are not centred at 0 (rng.random draws from [0, 1)): draw from "
+                "a normal distribution with mean 0, std * rng.standard_normal(shape).",
+                lambda fan_in, fan_out, *, std=0.01, rng: std * rng.random((fan_in, fan_out)),
+            ),
         ),
         library_functions=("coursekit.init.normal",),
     )
@@ -201,6 +213,20 @@ register(
             ),
             Mistake(_GLOBAL_STATE_HINT, _global_random_state(xavier_init)),
             Mistake(_TRANSPOSED_HINT, _transposed(xavier_init)),
+            Mistake(
+                "the spread is sqrt(1 / (fan_in + fan_out)): Xavier's variance is "
+                "2 / (fan_in + fan_out), so the std is sqrt(2 / (fan_in + fan_out)).",
+                _normal_with_std(lambda fi, fo: math.sqrt(1.0 / (fi + fo))),
+            ),
+            Mistake(
+                "the spread is sqrt(6 / (fan_in + fan_out)): that is the BOUND of Xavier's "
+                "uniform version; the normal version's std is sqrt(2 / (fan_in + fan_out)).",
+                _normal_with_std(lambda fi, fo: math.sqrt(6.0 / (fi + fo))),
+            ),
+            Mistake(
+                "the spread is 2 / (fan_in + fan_out), the VARIANCE: the std is its square root.",
+                _normal_with_std(lambda fi, fo: 2.0 / (fi + fo)),
+            ),
         ),
         library_functions=("coursekit.init.xavier_normal", "coursekit.init.xavier_uniform"),
     )
@@ -231,6 +257,11 @@ register(
             ),
             Mistake(_GLOBAL_STATE_HINT, _global_random_state(he_init)),
             Mistake(_TRANSPOSED_HINT, _transposed(he_init)),
+            Mistake(
+                "the spread is 2 / fan_in, the VARIANCE: the std is its square root, "
+                "sqrt(2 / fan_in).",
+                _normal_with_std(lambda fi, fo: 2.0 / fi),
+            ),
         ),
         library_functions=("coursekit.init.kaiming_normal", "coursekit.init.kaiming_uniform"),
     )
@@ -308,6 +339,11 @@ def _stats_always_tanh(x, weights, activation):
     return layer_statistics(x, weights, "tanh")
 
 
+def _stats_with_input(x, weights, activation):
+    means, stds = layer_statistics(x, weights, activation)
+    return np.concatenate([[x.mean()], means]), np.concatenate([[x.std()], stds])
+
+
 def _stats_sample_std(x, weights, activation):
     means, stds = [], []
     h = x
@@ -350,6 +386,11 @@ register(
             Mistake(
                 "the std is the sample std (ddof=1): use the population std, np.std's default.",
                 _stats_sample_std,
+            ),
+            Mistake(
+                "there is one entry too many: the statistics of the input x were recorded too; "
+                "record one mean and one std per layer, after its activation.",
+                _stats_with_input,
             ),
         ),
         library_functions=(
@@ -437,6 +478,16 @@ register(
                 "(strength / 2) * sum(W**2).",
                 _l2_mean,
             ),
+            Mistake(
+                "the penalty uses the norm ||W|| itself: the L2 penalty is (strength / 2) times "
+                "the SQUARED norm, sum(W**2).",
+                lambda w, strength: (0.5 * strength * np.linalg.norm(w), strength * w),
+            ),
+            Mistake(
+                "the gradient is (strength / 2) * W: differentiating (strength / 2) * W**2 "
+                "gives strength * W.",
+                lambda w, strength: (0.5 * strength * np.sum(w * w), 0.5 * strength * w),
+            ),
         ),
         library_functions=("coursekit.regularization.l2_penalty",),
     )
@@ -504,6 +555,18 @@ def _max_norm_not_in_place(w, max_norm):
     return max_norm_(w.copy(), max_norm)
 
 
+def _max_norm_to_unit(w, max_norm):
+    norms = np.linalg.norm(w, axis=0, keepdims=True)
+    w *= np.where(norms > max_norm, 1.0 / norms, 1.0)
+    return w
+
+
+def _max_norm_inverted(w, max_norm):
+    norms = np.linalg.norm(w, axis=0, keepdims=True)
+    w *= np.where(norms > max_norm, norms / max_norm, 1.0)
+    return w
+
+
 def _max_norm_whole_matrix(w, max_norm):
     norm = np.linalg.norm(w)
     if norm > max_norm:
@@ -542,6 +605,16 @@ register(
                 "the whole matrix was rescaled by its Frobenius norm: the constraint holds for "
                 "each unit (column) separately.",
                 _max_norm_whole_matrix,
+            ),
+            Mistake(
+                "the columns that were too long now have norm 1: rescale them to norm "
+                "max_norm, W[:, j] * max_norm / ||W[:, j]||.",
+                _max_norm_to_unit,
+            ),
+            Mistake(
+                "the columns that were too long grew: the factor is max_norm / norm (< 1), "
+                "not norm / max_norm.",
+                _max_norm_inverted,
             ),
         ),
         library_functions=("coursekit.regularization.max_norm_",),
@@ -590,6 +663,11 @@ def _clip_value_by_norm(grads, clip_value):
 def _clip_value_not_in_place(grads, clip_value):
     for g in grads.values():
         g = np.clip(g, -clip_value, clip_value)  # noqa: PLW2901 - the mistake itself
+
+
+def _clip_value_to_positive(grads, clip_value):
+    for g in grads.values():
+        np.clip(g, 0.0, clip_value, out=g)
 
 
 def _clip_norm_squared(grads, max_norm):
@@ -647,6 +725,11 @@ register(
                 "the gradients did not change: clip the arrays in place (np.clip(g, lo, hi, "
                 "out=g) or g[...] = ...); `g = np.clip(...)` only rebinds the loop variable.",
                 _clip_value_not_in_place,
+            ),
+            Mistake(
+                "negative components became 0: clip to [-clip_value, clip_value], not "
+                "[0, clip_value].",
+                _clip_value_to_positive,
             ),
         ),
         library_functions=("coursekit.clipping.clip_grad_value_",),
@@ -752,10 +835,10 @@ def _early_stopping_reference(patience=5, min_delta=0.0):
 class _StopperWith:
     """A reference stopper with one behaviour changed, for the diagnoses."""
 
-    def __init__(self, patience=5, min_delta=0.0, *, restore=True, ties=False, late=0):
+    def __init__(self, patience=5, min_delta=0.0, *, restore=True, ties=False, late=0, reset=True):
         self.patience, self.min_delta = patience, min_delta
         self.best, self.bad, self.saved = -math.inf, 0, None
-        self._restore, self._ties, self._late = restore, ties, late
+        self._restore, self._ties, self._late, self._reset = restore, ties, late, reset
 
     def step(self, metric, params):
         better = (
@@ -764,7 +847,7 @@ class _StopperWith:
             else metric - self.min_delta > self.best
         )
         if better:
-            self.best, self.bad = metric, 0
+            self.best, self.bad = metric, 0 if self._reset else self.bad
             self.saved = {k: v.copy() for k, v in params.items()}
             return False
         self.bad += 1
@@ -810,6 +893,11 @@ register(
             Mistake(
                 "min_delta was ignored: an improvement must beat the best by more than min_delta.",
                 lambda patience=5, min_delta=0.0: _StopperWith(patience, 0.0),
+            ),
+            Mistake(
+                "the count of steps without improvement was not reset when the metric "
+                "improved: patience counts CONSECUTIVE steps without improvement.",
+                lambda patience=5, min_delta=0.0: _StopperWith(patience, min_delta, reset=False),
             ),
         ),
         library_functions=("coursekit.early_stopping.EarlyStopping",),
