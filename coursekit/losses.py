@@ -18,6 +18,8 @@ def _check_scores(scores, y) -> tuple[np.ndarray, np.ndarray]:
     n, c = scores.shape
     if n == 0:
         raise ValueError(f"scores must hold at least one row, got shape {scores.shape}")
+    if c == 0:
+        raise ValueError(f"scores must hold at least one class (column), got shape {scores.shape}")
     y = check_labels(y, n, c, "y")
     return scores, y
 
@@ -52,7 +54,8 @@ def softmax_loss(scores, y):
     rows = np.arange(n)
     # One pass for each step, and a single (N, C) array that goes from the shifted scores to
     # their exponentials to the gradient: log softmax(s)_y = (s_y - m) - log sum_j e^(s_j - m).
-    z = _as_float(scores, "scores") - _max_shift(scores, axis=1)
+    with np.errstate(invalid="ignore"):  # inf - inf: a row holding +inf is NaN, as in torch
+        z = _as_float(scores, "scores") - _max_shift(scores, axis=1, keep_inf=True)
     picked = z[rows, y]
     np.exp(z, out=z)
     sum_exp = z @ np.ones(c, dtype=z.dtype)  # row sums by BLAS

@@ -163,13 +163,17 @@ def pairwise_distances(X, Y=None) -> np.ndarray:
     return dists
 
 
-def _max_shift(x: np.ndarray, axis) -> np.ndarray:
-    """The maximum along ``axis`` (kept), with non-finite maxima replaced by 0.
+def _max_shift(x: np.ndarray, axis, *, keep_inf: bool) -> np.ndarray:
+    """The maximum along ``axis`` (kept), the shift that makes the exponentials safe.
 
-    An all ``-inf`` (or ``+inf``) slice has no finite maximum; shifting by it would give NaN.
+    A slice whose maximum is ``-inf`` (all ``-inf``, or empty) is shifted by 0 instead:
+    shifting by ``-inf`` would give NaN. A ``+inf`` maximum is kept with ``keep_inf`` (then
+    ``inf - inf`` makes the slice NaN, as PyTorch's softmax does) and replaced by 0
+    otherwise (then ``logsumexp`` is ``+inf``, as PyTorch's is). NaN propagates.
     """
-    shift = np.max(x, axis=axis, keepdims=True)
-    return np.where(np.isfinite(shift), shift, 0.0)
+    shift = np.max(x, axis=axis, keepdims=True, initial=-np.inf)
+    bad = np.isneginf(shift) if keep_inf else np.isinf(shift)
+    return np.where(bad, 0.0, shift)
 
 
 def logsumexp(x, axis=-1, keepdims: bool = False) -> np.ndarray:
@@ -186,10 +190,12 @@ def logsumexp(x, axis=-1, keepdims: bool = False) -> np.ndarray:
     Returns
     -------
     ndarray
-        A slice of all ``-inf`` gives ``-inf`` (not NaN), as in ``torch.logsumexp``.
+        As ``torch.logsumexp``: a slice of all ``-inf`` gives ``-inf`` (not NaN), a slice
+        holding ``+inf`` gives ``+inf``, one holding NaN gives NaN, and an empty slice (a
+        sum of no terms) gives ``log 0 = -inf``.
     """
     x = _as_float(x, "x")
-    shift = _max_shift(x, axis)
+    shift = _max_shift(x, axis, keep_inf=False)
     with np.errstate(divide="ignore"):
         out = np.log(np.sum(np.exp(x - shift), axis=axis, keepdims=True))
     out += shift
@@ -203,12 +209,13 @@ def log_softmax(x, axis: int = -1) -> np.ndarray:
               \quad c = \max_j x_j
 
     Computing it this way, rather than ``np.log(softmax(x))``, keeps very negative
-    log-probabilities exact instead of rounding them to ``log(0) = -inf``.
+    log-probabilities exact instead of rounding them to ``log(0) = -inf``. Non-finite
+    slices behave as in :func:`softmax`.
     """
     x = _as_float(x, "x")
-    shift = _max_shift(x, axis)
-    shifted = x - shift
-    with np.errstate(divide="ignore"):
+    shift = _max_shift(x, axis, keep_inf=True)
+    with np.errstate(divide="ignore", invalid="ignore"):  # log 0 and inf - inf, as torch
+        shifted = x - shift
         shifted -= np.log(np.sum(np.exp(shifted), axis=axis, keepdims=True))
     return shifted
 
@@ -219,12 +226,19 @@ def softmax(x, axis: int = -1) -> np.ndarray:
     .. math:: \operatorname{softmax}(x)_i = \frac{e^{x_i - c}}{\sum_j e^{x_j - c}},
               \quad c = \max_j x_j
 
-    Each slice along ``axis`` is non-negative and sums to 1.
+    Each slice along ``axis`` of finite values is non-negative and sums to 1.
+
+    Non-finite values, as in ``torch.softmax``: ``-inf`` entries get probability 0 (an
+    excluded class) as long as the slice has a finite or ``+inf`` entry; a slice holding
+    ``+inf`` or NaN, or only ``-inf``, is NaN throughout (the limit ``[1, 0, 0]`` of
+    ``[+inf, 0, 0]`` is not what PyTorch returns, and two ``+inf`` would have no limit). An
+    empty slice gives an empty result.
     """
     x = _as_float(x, "x")
-    shift = _max_shift(x, axis)
-    e = np.exp(x - shift)
-    e /= np.sum(e, axis=axis, keepdims=True)
+    shift = _max_shift(x, axis, keep_inf=True)
+    with np.errstate(invalid="ignore"):  # inf - inf and 0 / 0 give torch's NaN
+        e = np.exp(x - shift)
+        e /= np.sum(e, axis=axis, keepdims=True)
     return e
 
 

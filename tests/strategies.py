@@ -95,3 +95,20 @@ def named_param_dicts(draw, elements=FLOATS, max_dim: int = 7):
         "b1": draw(float64_arrays((b,), elements)),
         "W2": draw(float64_arrays((b, c), elements)),
     }
+
+
+# --- non-finite and empty input (PyTorch's semantics for inf, NaN and empty slices) ---------
+
+# Mostly ordinary values, with +inf, -inf and NaN mixed in.
+WITH_NONFINITE = st.one_of(FLOATS, st.sampled_from([np.inf, -np.inf, np.nan]))
+
+
+@st.composite
+def arrays_with_axis(draw, elements=FLOATS, min_side: int = 1, max_dims: int = 3):
+    """A float64 array of 1 to ``max_dims`` dimensions and a valid axis of it (negative too).
+
+    ``min_side=0`` includes empty arrays, whose reductions PyTorch defines (a sum of no terms).
+    """
+    shape = draw(hnp.array_shapes(min_dims=1, max_dims=max_dims, min_side=min_side, max_side=5))
+    x = draw(float64_arrays(shape, elements))
+    return x, draw(st.integers(-x.ndim, x.ndim - 1))

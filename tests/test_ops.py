@@ -6,7 +6,7 @@ import torch
 from hypothesis import given
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
-from strategies import float64_arrays, point_sets
+from strategies import WITH_NONFINITE, arrays_with_axis, float64_arrays, point_sets
 
 from coursekit.ops import (
     log_softmax,
@@ -217,3 +217,39 @@ def test_one_hot_bad_input():
         one_hot(np.array([0]), 0)
     with pytest.raises(TypeError, match="num_classes must be an integer, got float"):
         one_hot(np.array([0]), 2.0)
+
+
+@given(arrays_with_axis(elements=WITH_NONFINITE, min_side=0))
+def test_softmax_family_matches_torch_on_inf_nan_and_empty_slices(case):
+    # Same values, NaN in the same places (assert_allclose counts NaN == NaN).
+    x, axis = case
+    t = torch.from_numpy(x)
+    with np.errstate(all="raise"):  # no warnings either: NaN is the intended answer
+        ours = softmax(x, axis), log_softmax(x, axis), logsumexp(x, axis)
+    theirs = torch.softmax(t, axis), torch.log_softmax(t, axis), torch.logsumexp(t, axis)
+    for name, a, b in zip(("softmax", "log_softmax", "logsumexp"), ours, theirs):
+        assert a.shape == tuple(b.shape), name
+        np.testing.assert_allclose(a, b.numpy(), rtol=1e-10, atol=1e-12, err_msg=name)
+
+
+def test_softmax_of_rows_with_infinities_is_torchs():
+    rows = np.array(
+        [
+            [np.inf, 0.0, 0.0],  # the case: PyTorch gives NaN throughout, not [nan, 0, 0]
+            [np.inf, -np.inf, 1.0],
+            [-np.inf, 0.0, 1.0],  # -inf is an excluded class: probability 0
+            [-np.inf, -np.inf, -np.inf],
+        ]
+    )
+    p, logp, lse = softmax(rows), log_softmax(rows), logsumexp(rows)
+    assert np.isnan(p[:2]).all() and np.isnan(logp[:2]).all()
+    np.testing.assert_allclose(p[2], [0.0, 1 / (1 + np.e), np.e / (1 + np.e)], rtol=1e-15)
+    assert np.isnan(p[3]).all()
+    np.testing.assert_array_equal(lse[[0, 1, 3]], [np.inf, np.inf, -np.inf])
+
+
+def test_empty_slices_follow_torch():
+    assert softmax(np.zeros((3, 0))).shape == (3, 0)
+    np.testing.assert_array_equal(logsumexp(np.zeros((3, 0))), [-np.inf] * 3)  # log of 0 terms
+    assert logsumexp(np.zeros(0)) == -np.inf
+    assert logsumexp(np.zeros((0, 4)), axis=-1).shape == (0,)
