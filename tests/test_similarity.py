@@ -135,10 +135,17 @@ def test_alternative_solutions_are_not_flagged_against_the_reference(tmp_path):
         assert not pair.flagged, (name, pair.score)
 
 
+#: Catalogue entries that keep a run of the reference's lines verbatim and change only the
+#: loop around them: a copy with another loop style by the issue's own definition, so it is
+#: flagged (numerical_gradient: the six lines from ``x[i] = old + h`` to ``grad[i] = ...``
+#: under ``np.nditer`` instead of ``np.ndindex``).
+REWRITES_OF_THE_REFERENCE = {"numerical_gradient_with_nditer"}
+
+
 @pytest.mark.parametrize("assignment", ["a2", "a3"])
 def test_alternatives_of_other_assignments_are_not_flagged(tmp_path, assignment):
-    """Without a class around them: the alternative, the reference answers of the same
-    cells, and coursekit's own implementation."""
+    """Without a class around them (so nothing is discounted as common): each alternative
+    against the reference answers of the same cells, and against coursekit's own code."""
     source = submissions.read(ROOT / "solutions" / assignment / NOTEBOOKS[assignment])
     released = submissions.read(ROOT / "assignments" / assignment / NOTEBOOKS[assignment])
     reference = submissions.reference_answers(source)
@@ -151,7 +158,10 @@ def test_alternatives_of_other_assignments_are_not_flagged(tmp_path, assignment)
             nbformat.write(submissions.fill_answers(released, answers), str(path))
             docs.append(sim.notebook_document(owner, [path], release))
         result = sim.compare(docs, sim.Settings(), reference=ck, release_code=release.code)
-        assert not result.flagged, (name, [(p.a, p.b, p.score) for p in result.pairs])
+        flagged = {(p.a, p.b) for p in result.flagged}
+        assert ("alt", "coursekit") not in flagged, (name, result.pairs)
+        expected = name in REWRITES_OF_THE_REFERENCE
+        assert (("alt", "ref") in flagged) == expected, (name, result.pairs)
 
 
 def _catalogue(assignment):
