@@ -123,3 +123,14 @@ def test_error_hints():
     )
     assert "division by zero" in explain_error("raised ZeroDivisionError: float division by zero")
     assert explain_error("raised KeyError: 'W1'") is None
+
+
+def test_per_row_and_per_column_terms():
+    rng = np.random.default_rng(0)
+    w = rng.normal(size=(5, 4))
+    beta = rng.normal(size=4)
+    scale = rng.uniform(1.0, 2.0, size=(5, 1))
+    assert "each column is off by its own constant" in explain(w - 2 * beta, w)
+    assert "each row is off by its own constant" in explain(w + scale, w)
+    assert "each row is scaled by its own factor" in explain(w * scale, w)
+    assert "each column is scaled by its own factor" in explain(w * beta, w)

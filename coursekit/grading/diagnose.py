@@ -214,10 +214,34 @@ def _relation(got, want, rtol, atol):
                 if zeros and list(wrong) == [got.shape[1 - axis] - 1]:
                     text += ": the last one; a loop that stops one step early?"
                 return text
+    if got.ndim == 2 and min(got.shape) > 1:
+        found = _per_line(got, want, same, nonzero)
+        if found:
+            return found
     if got.ndim >= 1 and got.size > 2 and (~close).sum() == 1 and not close.flat[-1]:
         return "only the last entry differs: a loop that stops one step early?"
     if zeros:
         return f"{int((~close).sum())} entries are 0 where the expected values are not"
+    return None
+
+
+def _per_line(got, want, same, nonzero):
+    """A constant offset or factor per column (a per-feature term) or per row (per sample)."""
+    with np.errstate(all="ignore"):
+        for axis, line, term in (
+            (0, "column", "a per-column (per-feature) term such as a bias, beta or a column mean"),
+            (1, "row", "a per-row (per-sample) term such as a row maximum, mean or norm"),
+        ):
+            offset = np.median(got - want, axis=axis, keepdims=True)
+            if np.any(offset != 0) and same(got, want + offset):
+                return f"each {line} is off by its own constant: {term} is wrong"
+            if nonzero.all():
+                factor = np.median(got / want, axis=axis, keepdims=True)
+                if np.all(np.isfinite(factor)) and same(got, want * factor):
+                    return (
+                        f"each {line} is scaled by its own factor: a per-{line} scale (a "
+                        "standard deviation, a norm, gamma, a sum) is wrong"
+                    )
     return None
 
 
