@@ -374,6 +374,9 @@ def _collect(
         notes = _missing_notebook_notes(result, Path(job.submission_dir)) + restored
         if _timed_out(result.files):
             notes.append("a cell ran past the time limit and was interrupted")
+        died = _kernel_died(result.files)
+        if died:
+            notes.append(f"the kernel died in {died}; the cells after it were not run")
         if problems:
             notes.append(
                 "test cells missing from the submission (deleted, or their metadata was "
@@ -417,12 +420,22 @@ def cell_status(
     if isinstance(verdict, dict) and verdict.get("status") in statuses.VERDICTS:
         status = statuses.VERDICTS[verdict["status"]]
         message = verdict.get("message") or None
+        own = _PUBLIC_ERROR.match(message or "")
+        if status == statuses.FAILED and own and own.group(1) not in ("AssertionError",):
+            # a test cell judged by its public asserts, where the student's code raised
+            status = _PUBLIC_STATUS.get(own.group(1), statuses.ERROR)
+            if own.group(1) == "NameError" and "time limit" in (outcome.get("earlier") or ""):
+                status = statuses.TIMEOUT
         if status == statuses.PASSED and max_points is not None and points < max_points:
             # The verdict passed but nbgrader gave less (a stderr rule, a changed cell).
             status, message = statuses.FAILED, outcome.get("summary") or message
-        if status == statuses.NOT_RUN and outcome.get("earlier"):
+        if status in (statuses.NOT_RUN, statuses.TIMEOUT) and outcome.get("earlier"):
             message = f"{message or 'not run'}; {outcome['earlier']}"
-        if outcome.get("public") and status != statuses.PASSED:
+        if (
+            outcome.get("public")
+            and status != statuses.PASSED
+            and outcome["public"] not in (message or "")
+        ):
             message = f"{message}\n{outcome['public']}" if message else outcome["public"]
         return status, message
     if max_points is not None and points >= max_points:
@@ -506,6 +519,15 @@ def failure_messages(files: dict) -> dict:
     return messages
 
 
+_PUBLIC_ERROR = re.compile(r"public test failed: (\w+)")
+#: What the error of a test cell judged by its public asserts says about the cell.
+_PUBLIC_STATUS = {
+    "NameError": statuses.NOT_RUN,
+    "NotRun": statuses.NOT_RUN,
+    "NotebookTimeout": statuses.TIMEOUT,
+    "CellTimeoutError": statuses.TIMEOUT,
+    "KeyboardInterrupt": statuses.TIMEOUT,
+}
 _TIMEOUTS = ("CellTimeoutError", "NotebookTimeout", "KeyboardInterrupt")
 _FRAME = re.compile(r"(?:Cell In ?\[(\d+)\]|Input In ?\[(\d+)\]), line (\d+)")
 _ARROW = re.compile(r"^-+>\s*\d+\s?(.*)$")
@@ -581,6 +603,8 @@ def cell_outcomes(files: dict) -> dict:
                     name = _cell_name(cell, index)
                     if e.get("ename") in _TIMEOUTS:
                         earlier = f"{name} ran past the time limit and was interrupted"
+                    elif e.get("ename") == "DeadKernelError":
+                        earlier = f"the kernel died in {name}: {_error_text(e)}"
                     else:
                         earlier = f"an earlier cell failed: {name}: {_error_text(e)}"
                 continue
@@ -619,7 +643,7 @@ def _outcome(nb: dict, outputs: list, errors: list, earlier: str | None) -> dict
         return {**out, "status": statuses.INTEGRITY, "summary": grading_text}
     if first is not None:
         text = _error_text(first)
-        if first.get("ename") == "NameError":
+        if first.get("ename") in ("NameError", "NotRun"):
             summary = f"not run: {text}" + (f"; {earlier}" if earlier else "")
             late = earlier is not None and "time limit" in earlier
             status = statuses.TIMEOUT if late else statuses.NOT_RUN
@@ -644,6 +668,22 @@ def _outcome(nb: dict, outputs: list, errors: list, earlier: str | None) -> dict
             "summary": "wrote to stderr: " + "".join(streams)[:300],
         }
     return {**out, "status": statuses.FAILED, "summary": None}
+
+
+def _kernel_died(files: dict) -> str | None:
+    """The cell in which a notebook's kernel died (``cell add``), or ``None``."""
+    for rel, data in sorted(files.items()):
+        if not rel.endswith(".ipynb") or b"DeadKernelError" not in data:
+            continue
+        try:
+            nb = json.loads(data.decode("utf-8"))
+        except ValueError:
+            continue
+        for index, cell in enumerate(nb.get("cells", [])):
+            for out in cell.get("outputs", []):
+                if out.get("output_type") == "error" and out.get("ename") == "DeadKernelError":
+                    return f"{_cell_name(cell, index)} of {rel[: -len('.ipynb')]}"
+    return None
 
 
 def _timed_out(files: dict) -> bool:

@@ -95,6 +95,24 @@ def kernel_argv(kernel_name: str = "python3") -> list[str]:
 def kernel_coursekit(kernel_name: str = "python3", timeout: float = 60.0) -> dict:
     """Where a student's kernel imports coursekit from: ``{"coursekit": dir or None, ...}``.
 
+    The sandbox's own resolution (:func:`coursekit.instructor.sandbox.kernel_package`: the
+    kernel's interpreter, its allowlisted environment, a neutral working directory) where
+    the sandbox module has it, so that the record names what the kernel really imports.
+    """
+    try:
+        from coursekit.instructor.sandbox import SandboxError, kernel_package, kernel_python
+    except ImportError:
+        return _probe_kernel_coursekit(kernel_name, timeout)
+    python = kernel_python(kernel_name)
+    try:
+        return {"coursekit": kernel_package(python), "executable": python}
+    except SandboxError as exc:
+        return {"coursekit": None, "error": str(exc), "executable": python}
+
+
+def _probe_kernel_coursekit(kernel_name: str, timeout: float) -> dict:
+    """Where a student's kernel imports coursekit from: ``{"coursekit": dir or None, ...}``.
+
     Asks the kernel's interpreter's import system (``find_spec``, nothing is imported), run with the grader's environment in an empty working
     directory (a kernel runs in the submission's directory, which holds only notebooks).
     """

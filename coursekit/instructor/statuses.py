@@ -135,13 +135,17 @@ def label(status: str) -> str:
 
 
 # -- paths a student must not see ---------------------------------------------------------
+# A path is a run of "/component"s; a component holds no blank, quote, bracket or backslash
+# (so a path inside JSON text, after an escaped newline, is found without the escape).
+_PART = r"[^/\s'\"()<>\\]+"
+_COMPONENTS = rf"(?:/{_PART})*?"
 # A file inside a grading scratch course: .../.coursekit/runs/<a>/scratch/<student>-xyz/...
 _SCRATCH_FILE = re.compile(
-    r"(?:[A-Za-z]:)?[^\s'\"()<>]*?/\.coursekit/runs/[^\s'\"()<>]*?/scratch/[^/\s'\"()<>]+/"
-    r"(?:(?:submitted|autograded)/[^/\s'\"()<>]+/[^/\s'\"()<>]+/)?"
+    rf"{_COMPONENTS}/\.coursekit/runs{_COMPONENTS}/scratch/{_PART}/"
+    rf"(?:(?:submitted|autograded)/{_PART}/{_PART}/)?"
 )
-_STATE_DIR = re.compile(r"(?:[A-Za-z]:)?[^\s'\"()<>]*?/\.coursekit/[^\s'\"()<>]*")
-_SOCKET_DIR = re.compile(r"/tmp/ck-[A-Za-z0-9_]+(?:/[^\s'\"()<>]*)?")
+_STATE_DIR = re.compile(rf"{_COMPONENTS}/\.coursekit(?:/{_PART})*")
+_SOCKET_DIR = re.compile(rf"/tmp/ck-[A-Za-z0-9_]+(?:/{_PART})*")
 
 
 def sanitize(text: str | None, roots: tuple[str, ...] = ()) -> str | None:
