@@ -74,18 +74,29 @@ def write_frame(fd: int, payload: bytes) -> None:
 
 
 def _define(units: list, namespace: dict) -> list[str]:
-    """Execute the student's units in ``namespace``; the problems, one line each."""
+    """Execute the student's units in ``namespace``, one top-level statement at a time (an
+    import that fails here does not take the functions after it along); the problems, one
+    line each."""
+    import ast
+
     notes = []
     for label, source in units:
         filename = f"<{label}>"
         linecache.cache[filename] = (len(source), None, source.splitlines(True), filename)
         try:
-            exec(compile(source, filename, "exec"), namespace)  # noqa: S102 - the point
-        except BaseException as exc:  # noqa: BLE001 - reported, the other units still run
-            if isinstance(exc, KeyboardInterrupt):
-                raise
-            where = student_line(exc) or label
-            notes.append(f"{where}: {type(exc).__name__}: {exc}")
+            statements = ast.parse(source, filename).body
+        except SyntaxError as exc:
+            notes.append(f"{label}, line {exc.lineno}: SyntaxError: {exc.msg}")
+            continue
+        for statement in statements:
+            module = ast.Module(body=[statement], type_ignores=[])
+            try:
+                exec(compile(module, filename, "exec"), namespace)  # noqa: S102 - the point
+            except BaseException as exc:  # noqa: BLE001 - reported, the others still run
+                if isinstance(exc, KeyboardInterrupt):
+                    raise
+                where = student_line(exc) or f"{label}, line {statement.lineno}"
+                notes.append(f"{where}: {type(exc).__name__}: {exc}")
     return notes
 
 
