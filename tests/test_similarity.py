@@ -358,3 +358,17 @@ def test_class_wide_overlap_equals_copydetects_pairwise_comparison():
 
 def _units_of(document):
     return [sim.Unit(document.text, document.tokens, [tuple(s) for s in document.spans])]
+
+
+def test_documents_read_in_parallel_are_the_ones_read_in_one_process(class_run):
+    root, klass, _ = class_run
+    course = sim.Course.locate(root)
+    release = sim.Release.read(root / "assignments" / "a1")
+    jobs = [
+        (s, sorted(course.submission_directory("a1", s).glob("*.ipynb")))
+        for s in course.students("a1")
+    ]
+    one = sim.read_documents(jobs, release, workers=1)
+    two = sim.read_documents(jobs, release, workers=2)
+    assert [(d.owner, d.text, d.tokens) for d in one] == [(d.owner, d.text, d.tokens) for d in two]
+    assert len({d.tokens for d in one}) > len(one) // 2

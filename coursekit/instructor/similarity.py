@@ -51,10 +51,12 @@ import inspect
 import io
 import json
 import keyword
+import multiprocessing
 import os
 import re
 import tokenize
 from collections import Counter
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -251,6 +253,7 @@ class Unit:
     text: str  # the lines shown to the instructor
     tokens: str  # normalized, one character per token
     spans: list[tuple[int, int]]  # for each token: its (start, end) offsets in ``text``
+    key: tuple[str, ...] = ()  # the normalized tokens as text: the unit's place in its cell
 
 
 def cell_units(source: str, starter: set[str], bound: set[str]) -> list[Unit]:
@@ -290,6 +293,7 @@ def cell_units(source: str, starter: set[str], bound: set[str]) -> list[Unit]:
     for first, last in groups:
         shown: list[str] = []
         chars: list[str] = []
+        key: list[str] = []
         spans: list[tuple[int, int]] = []
         offset = 0
         for row in range(first, min(last, len(lines)) + 1):
@@ -302,14 +306,17 @@ def cell_units(source: str, starter: set[str], bound: set[str]) -> list[Unit]:
             if row not in starter_rows:
                 for norm, c0, c1 in tokens_by_row.get(row, []):
                     chars.append(_char(norm))
+                    key.append(norm)
                     spans.append((offset + min(c0, len(line)), offset + min(c1, len(line))))
             shown.append(line)
             offset += len(line) + 1
         while chars and chars[0] == _char("\n"):
             chars.pop(0)
             spans.pop(0)
+            key.pop(0)
         if any(c != _char("\n") for c in chars):
-            units.append(Unit("\n".join(shown).strip("\n"), "".join(chars), spans))
+            text = "\n".join(shown).strip("\n")
+            units.append(Unit(text, "".join(chars), spans, tuple(key)))
     return units
 
 
@@ -334,7 +341,7 @@ class Document:
             header = f"# -- {title}\n"
             text_parts.append(header)
             offset += len(header)
-            for unit in sorted(units, key=lambda u: u.tokens):
+            for unit in sorted(units, key=lambda u: u.key):
                 tokens.append(unit.tokens + _char("\n"))
                 spans.extend((offset + a, offset + b) for a, b in unit.spans)
                 spans.append((offset + len(unit.text), offset + len(unit.text)))
@@ -608,7 +615,6 @@ def compare(
     reference: Document | None = None,
     archive: list[Document] = (),
     release_code: str = "",
-    workers: int | None = None,
     assignment: str = "",
 ) -> Result:
     """Every pair of ``students``, each student against ``reference`` (coursekit's own code)
@@ -675,12 +681,10 @@ def similarity(
             f"no submissions of {assignment!r} in {course.directory('submitted')} "
             f"(see `coursekit collect`)"
         )
-    documents = [
-        notebook_document(
-            s, sorted(course.submission_directory(assignment, s).glob("*.ipynb")), release
-        )
-        for s in students
+    jobs = [
+        (s, sorted(course.submission_directory(assignment, s).glob("*.ipynb"))) for s in students
     ]
+    documents = read_documents(jobs, release, workers)
     archived = []
     if settings.archive:
         folder = Path(settings.archive).expanduser()
@@ -694,9 +698,38 @@ def similarity(
         reference=coursekit_document(assignment),
         archive=archived,
         release_code=release.code,
-        workers=workers,
         assignment=assignment,
     )
+
+
+def _read_chunk(jobs, release):
+    documents = [notebook_document(owner, paths, release) for owner, paths in jobs]
+    return documents, dict(_VOCAB)
+
+
+def read_documents(jobs, release: Release, workers: int | None = None) -> list[Document]:
+    """:func:`notebook_document` for every ``(owner, notebook paths)``, on ``workers``
+    processes (default: the usable cores) when the class is large enough to gain."""
+    if workers is None:
+        cores = os.sched_getaffinity(0) if hasattr(os, "sched_getaffinity") else None
+        workers = len(cores) if cores else (os.cpu_count() or 1)
+    workers = max(1, min(workers, len(jobs) // 20))
+    if workers == 1 or "fork" not in multiprocessing.get_all_start_methods():
+        return _read_chunk(jobs, release)[0]
+    size = -(-len(jobs) // workers)
+    chunks = [jobs[i : i + size] for i in range(0, len(jobs), size)]
+    context = multiprocessing.get_context("fork")
+    with ProcessPoolExecutor(workers, mp_context=context) as pool:
+        futures = [pool.submit(_read_chunk, chunk, release) for chunk in chunks]
+        documents = []
+        for future in futures:
+            chunk_docs, vocab = future.result()
+            # each process numbered the tokens it met itself: renumber them as this one does
+            table = {ord(char): _char(token) for token, char in vocab.items()}
+            for document in chunk_docs:
+                document.tokens = document.tokens.translate(table)
+            documents += chunk_docs
+    return documents
 
 
 # -- HTML ---------------------------------------------------------------------------------
