@@ -60,6 +60,7 @@ __all__ = [
     "extract_units",
     "hidden_checks",
     "load_secret",
+    "prestart",
     "run_hidden_checks",
     "state_names",
     "strip_hidden",
@@ -533,8 +534,16 @@ class HiddenProcess:
                 raise ProcessStopped("the process that runs the hidden tests stopped")
             raise ChannelError("the submission wrote to the grader's channel out of turn")
 
-    def setup(self, units: list, state: str | None, deadline: float) -> list[str]:
+    def begin_setup(self, units: list, state: str | None) -> None:
+        """Send the definitions; the answer is read by :meth:`finish_setup` (the process
+        can start while the notebook still runs)."""
         self._send(pickle.dumps({"units": units, "state": state}))
+
+    def setup(self, units: list, state: str | None, deadline: float) -> list[str]:
+        self.begin_setup(units, state)
+        return self.finish_setup(deadline)
+
+    def finish_setup(self, deadline: float) -> list[str]:
         reply = self._receive(deadline)
         if reply.get("ready") is not True or not isinstance(reply.get("notes"), list):
             raise ChannelError("a malformed answer to the setup")
@@ -632,11 +641,14 @@ def run_hidden_checks(
     secret: bytes | None,
     timeout: float,
     state: Callable[[list[str]], str | None] | None = None,
+    prestarted: HiddenProcess | None = None,
 ) -> dict[HiddenCheck, TaskVerdict]:
     """Grade ``checks`` in runner processes (one per group of tasks: those that need
     notebook values apart from the rest; those that need torch apart). ``timeout`` is the
     wall time of one check (all its cases). ``state(names)`` returns the kernel's export of
-    those notebook variables (JSON), or ``None``."""
+    those notebook variables (JSON), or ``None``. ``prestarted`` is a runner already
+    given the definitions (:func:`prestart`) for the tasks without notebook values and
+    torch."""
     verdicts: dict[HiddenCheck, TaskVerdict] = {}
     groups: dict[tuple[bool, bool], list[HiddenCheck]] = {}
     for check in checks:
@@ -651,8 +663,36 @@ def run_hidden_checks(
         exported = None
         if needs_state and state is not None:
             exported = state(state_names(units, [n for c in group for n in c.names]))
-        verdicts.update(_run_group(group, tasks, units, factory, secret, timeout, exported))
+        ready = prestarted if (needs_state, _torch) == (False, False) else None
+        if ready is not None:
+            prestarted = None
+        verdicts.update(_run_group(group, tasks, units, factory, secret, timeout, exported, ready))
+    if prestarted is not None:
+        prestarted.close()
     return verdicts
+
+
+def prestart(checks: list[HiddenCheck], units: Units, factory: ProcessFactory):
+    """A runner for the checks' plain group (no notebook values, no torch), already sent
+    the definitions, or ``None``: started before the notebook runs, it is ready when the
+    notebook is done."""
+    tasks = []
+    for check in checks:
+        try:
+            task = get_task(check.task)
+        except KeyError:
+            continue
+        if not task.notebook_state and not task.needs_torch:
+            tasks.append(task)
+    if not tasks:
+        return None
+    process = HiddenProcess(*factory.start(tasks))
+    try:
+        process.begin_setup(units.units, None)
+    except ChannelError:
+        process.close()
+        return None
+    return process
 
 
 def _grade_check(process, task, check, units, notes, secret, deadline, timeout) -> TaskVerdict:
@@ -679,7 +719,7 @@ def _grade_check(process, task, check, units, notes, secret, deadline, timeout) 
     return verdict
 
 
-def _run_group(group, tasks, units, factory, secret, timeout, exported):
+def _run_group(group, tasks, units, factory, secret, timeout, exported, ready=None):
     verdicts: dict[HiddenCheck, TaskVerdict] = {}
     process, notes, void = None, [], None
     try:
@@ -690,7 +730,10 @@ def _run_group(group, tasks, units, factory, secret, timeout, exported):
             deadline = time.monotonic() + timeout
             restart = True
             try:
-                if process is None:
+                if process is None and ready is not None:
+                    process, ready = ready, None
+                    notes = process.finish_setup(deadline)
+                elif process is None:
                     process = HiddenProcess(*factory.start(tasks))
                     notes = process.setup(units.units, exported, deadline)
                 verdict = _grade_check(
@@ -714,8 +757,9 @@ def _run_group(group, tasks, units, factory, secret, timeout, exported):
                 process = None
             verdicts[check] = verdict
     finally:
-        if process is not None:
-            process.close()
+        for leftover in (process, ready):
+            if leftover is not None:
+                leftover.close()
     return verdicts
 
 

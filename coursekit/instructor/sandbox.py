@@ -764,6 +764,9 @@ class SandboxedExecute(Execute):
             if c.cell_type == "code" and i not in tests
         )
         checks = [c for _, found in tests.values() for c in found]
+        factory = self._runner_factory()
+        # The runner starts and reads the definitions while the notebook runs.
+        ready = hidden.prestart(checks, units, factory) if checks else None
         names = _state_request(checks, units)
         self._export_index = None
         if names is not None:
@@ -777,6 +780,10 @@ class SandboxedExecute(Execute):
             self._export_index = len(nb.cells) - 1
         try:
             nb, resources = super().preprocess(nb, resources, km=km)
+        except BaseException:
+            if ready is not None:
+                ready.close()
+            raise
         finally:
             exported = None
             if self._export_index is not None:
@@ -786,7 +793,7 @@ class SandboxedExecute(Execute):
                 self._export_index = None
             for index, (source, _) in tests.items():
                 nb.cells[index].source = source
-        verdicts = self._grade_hidden(checks, units, exported)
+        verdicts = self._grade_hidden(checks, units, exported, factory, ready)
         statuses = {}
         for index, (_, found) in tests.items():
             cell = nb.cells[index]
@@ -798,15 +805,9 @@ class SandboxedExecute(Execute):
         self._write_verdicts(scratch, resources, statuses)
         return nb, resources
 
-    def _grade_hidden(self, checks, units, exported):
-        from coursekit.grading.trusted import integrity_problems
+    def _runner_factory(self):
         from coursekit.instructor import hidden
 
-        if not checks:
-            return {}
-        secret = None
-        if self.secret_file:
-            secret = hidden.load_secret(os.path.dirname(self.secret_file))
         manager = self.config.SandboxedKernelManager
         scratch = manager.get("scratch_dir")
         limits = Limits(
@@ -816,11 +817,21 @@ class SandboxedExecute(Execute):
         )
         hide = tuple(manager.get("hide", ()))
         runtimes = self.runtime_root or os.path.join(scratch, "runtimes")
-        factory = hidden.ProcessFactory(
+        return hidden.ProcessFactory(
             lambda tasks: runner_command(
                 tasks, scratch_dir=scratch, runtime_root=runtimes, hide=hide, limits=limits
             )
         )
+
+    def _grade_hidden(self, checks, units, exported, factory, ready):
+        from coursekit.grading.trusted import integrity_problems
+        from coursekit.instructor import hidden
+
+        if not checks:
+            return {}
+        secret = None
+        if self.secret_file:
+            secret = hidden.load_secret(os.path.dirname(self.secret_file))
         timeout = float(self.timeout or 300)
         verdicts = hidden.run_hidden_checks(
             checks,
@@ -829,6 +840,7 @@ class SandboxedExecute(Execute):
             secret=secret,
             timeout=timeout,
             state=(lambda _names: exported),
+            prestarted=ready,
         )
         problems = integrity_problems([src for _, src in units.units], [c.task for c in checks])
         for check in checks:
