@@ -138,6 +138,12 @@ register(
 )
 
 
+def _standardize_in_place(X):
+    X -= X.mean(axis=0)
+    X /= X.std(axis=0)
+    return X
+
+
 def standardize_columns_reference(X):
     """Each column minus its mean, divided by its (population) standard deviation."""
     X = np.asarray(X, dtype=np.float64)
@@ -205,6 +211,11 @@ register(
             Mistake(
                 "matches dividing by the standard deviation without subtracting the mean first",
                 lambda X: X / X.std(axis=0),
+            ),
+            Mistake(
+                "the values are right but X itself was changed (X -= ... in place): the "
+                "caller's data must stay as it was; compute X - X.mean(axis=0) into a new array",
+                _standardize_in_place,
             ),
         ),
         description="zero mean, unit std per column, by broadcasting",

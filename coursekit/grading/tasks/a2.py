@@ -216,7 +216,7 @@ def _output_not_copied(f, x, dout, h=1e-5):
         x[idx] = saved + h
         out_plus = f(x)
         x[idx] = saved - h
-        out_minus = f(x)
+        out_minus = np.array(f(x), copy=True)
         x[idx] = saved
         grad[idx] = np.sum((out_plus - out_minus) * dout) / (2 * h)
     return grad

@@ -145,6 +145,20 @@ _TRANSPOSED_HINT = (
     "that a layer computes x @ W."
 )
 
+
+def _uniform_with_std(std_of):
+    def draw(fan_in, fan_out, *, rng, **kwargs):
+        bound = math.sqrt(3.0) * std_of(fan_in, fan_out, **kwargs)
+        return rng.uniform(-bound, bound, size=(fan_in, fan_out))
+
+    return draw
+
+
+_RIGHT_SPREAD_UNIFORM_HINT = (
+    "the spread is right but the weights are uniformly distributed (rng.uniform): this "
+    "initialization draws from a NORMAL distribution, rng.standard_normal."
+)
+
 _INIT_RTOL = 0.03
 _UNIFORM_HINT = (
     "the spread is 1/sqrt(3) of the target: a uniform draw on [-s, s] has standard deviation "
@@ -180,6 +194,10 @@ register(
             Mistake(_GLOBAL_STATE_HINT, _global_random_state(random_init)),
             Mistake(_TRANSPOSED_HINT, _transposed(random_init)),
             Mistake(
+                _RIGHT_SPREAD_UNIFORM_HINT,
+                _uniform_with_std(lambda fi, fo, std=0.01: std),
+            ),
+            Mistake(
                 "the weights are not centred at 0 (rng.random draws from [0, 1)): draw from "
                 "a normal distribution with mean 0, std * rng.standard_normal(shape).",
                 lambda fan_in, fan_out, *, std=0.01, rng: std * rng.random((fan_in, fan_out)),
@@ -213,6 +231,10 @@ register(
             ),
             Mistake(_GLOBAL_STATE_HINT, _global_random_state(xavier_init)),
             Mistake(_TRANSPOSED_HINT, _transposed(xavier_init)),
+            Mistake(
+                _RIGHT_SPREAD_UNIFORM_HINT,
+                _uniform_with_std(lambda fi, fo: math.sqrt(2.0 / (fi + fo))),
+            ),
             Mistake(
                 "the spread is sqrt(1 / (fan_in + fan_out)): Xavier's variance is "
                 "2 / (fan_in + fan_out), so the std is sqrt(2 / (fan_in + fan_out)).",
@@ -257,6 +279,9 @@ register(
             ),
             Mistake(_GLOBAL_STATE_HINT, _global_random_state(he_init)),
             Mistake(_TRANSPOSED_HINT, _transposed(he_init)),
+            Mistake(
+                _RIGHT_SPREAD_UNIFORM_HINT, _uniform_with_std(lambda fi, fo: math.sqrt(2.0 / fi))
+            ),
             Mistake(
                 "the spread is 2 / fan_in, the VARIANCE: the std is its square root, "
                 "sqrt(2 / fan_in).",
