@@ -71,3 +71,35 @@ def test_a_notebook_with_lone_surrogates_is_escaped_not_rejected(tmp_path):
     notes = copy_submission(sub, tmp_path / "out")
     assert notes == ["a.ipynb: characters that cannot be encoded were escaped"]
     nbformat.read(str(tmp_path / "out" / "a.ipynb"), as_version=4)
+
+
+def test_the_fingerprint_never_follows_links_or_opens_special_files(tmp_path):
+    import hashlib
+
+    from coursekit.instructor.submission_files import digest_submission
+
+    sub = tmp_path / "sub"
+    sub.mkdir()
+    (sub / "a.ipynb").write_text("{}")
+    os.mkfifo(tmp_path / "pipe")
+    (sub / "pipe.ipynb").symlink_to(tmp_path / "pipe")
+    (sub / "loop.ipynb").symlink_to("loop.ipynb")
+    os.mkfifo(sub / "fifo")
+    box = {}
+
+    def run():
+        h = hashlib.sha256()
+        digest_submission(sub, h)
+        box["first"] = h.hexdigest()
+
+    worker = threading.Thread(target=run)
+    worker.start()
+    worker.join(timeout=20)
+    assert not worker.is_alive(), "the fingerprint blocked on a FIFO"
+    h = hashlib.sha256()
+    digest_submission(sub, h)
+    assert h.hexdigest() == box["first"]
+    (sub / "a.ipynb").write_text('{"changed": 1}')
+    changed = hashlib.sha256()
+    digest_submission(sub, changed)
+    assert changed.hexdigest() != box["first"]

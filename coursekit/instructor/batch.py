@@ -22,6 +22,7 @@ import contextlib
 import fcntl
 import hashlib
 import shutil
+import sqlite3
 import sys
 import time
 from dataclasses import dataclass, field
@@ -115,8 +116,11 @@ def assignment_digest(course: Course, assignment: str) -> str:
 
 
 def submission_fingerprint(course: Course, assignment: str, student: str, base: str) -> str:
+    from coursekit.instructor.submission_files import digest_submission
+
     h = hashlib.sha256(base.encode())
-    _digest_tree(h, course.submission_directory(assignment, student))
+    # Student files: no link followed, no special file opened, reads bounded.
+    digest_submission(course.submission_directory(assignment, student), h)
     return h.hexdigest()
 
 
@@ -228,8 +232,15 @@ def grade_assignment(
         if todo:
             # Holding the lock, anything left in runs/ is from a stopped run.
             shutil.rmtree(run_dir, ignore_errors=True)
-            (run_dir / "scratch").mkdir(parents=True)
-            snapshot(course.gradebook_path, run_dir / "gradebook.db")
+            try:
+                (run_dir / "scratch").mkdir(parents=True)
+                snapshot(course.gradebook_path, run_dir / "gradebook.db")
+            except (OSError, sqlite3.Error) as exc:
+                shutil.rmtree(run_dir, ignore_errors=True)
+                raise CourseError(
+                    f"cannot prepare the grading scratch space {run_dir}: {exc} (is its disk "
+                    "full?); nothing was graded"
+                ) from exc
             executor = make_executor(workers, scheduler, log_path=str(run_dir / "workers.log"))
             bar = None
             remaining = {job.student for job in todo}
@@ -324,7 +335,11 @@ def summary_rows(results: list[GradingResult]) -> list[list[str]]:
     rows = []
     for r in results:
         auto = [t for t in r.tests if t["autograded"]]
-        failed = [t["cell"] for t in auto if not t["passed"]]
+        failed = [
+            t["cell"] + (f" ({t['status']})" if t.get("status") not in (None, "failed") else "")
+            for t in auto
+            if not t["passed"]
+        ]
         status = r.status if r.status == UNGRADABLE else ("full" if not failed else "partial")
         note = r.reason or (f"failed: {', '.join(failed)}" if failed else "")
         score = sum(t["points"] for t in auto)

@@ -730,7 +730,11 @@ _REASONS = (
 def failure_reason(log: str, submission_dir: Path) -> str:
     """A one-line reason for a failed autograde, from nbgrader's log and the submitted files."""
     text = _ANSI.sub("", log)
-    empty = [p.name for p in submission_dir.glob("*.ipynb") if p.stat().st_size == 0]
+    empty = [
+        p.name
+        for p in submission_dir.glob("*.ipynb")
+        if not p.is_symlink() and p.is_file() and p.stat().st_size == 0
+    ]
     if empty:
         return f"empty notebook file: {', '.join(empty)}"
     if not list(submission_dir.glob("*.ipynb")):

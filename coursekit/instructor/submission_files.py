@@ -141,3 +141,41 @@ def escape_undecodable(data: bytes) -> tuple[bytes, bool]:
     if not changed:
         return data, False
     return json.dumps(_escape(parsed), indent=1, ensure_ascii=False).encode("utf-8"), True
+
+
+def digest_submission(directory: str | os.PathLike, digest) -> None:
+    """Feed a submission's regular files (names and contents) into ``digest``: links are
+    hashed as their target text, special files by their kind, never opened; every read is
+    bounded like :func:`copy_submission`'s."""
+    root = Path(directory)
+    budget = {"files": 0}
+
+    def walk(path: Path, depth: int) -> None:
+        try:
+            entries = sorted(os.scandir(path), key=lambda e: e.name)
+        except OSError:
+            return
+        for entry in entries:
+            rel = Path(entry.path).relative_to(root).as_posix()
+            try:
+                mode = entry.stat(follow_symlinks=False).st_mode
+            except OSError:
+                continue
+            digest.update(rel.encode() + b"\0")
+            if stat.S_ISDIR(mode) and depth + 1 < MAX_DEPTH:
+                walk(Path(entry.path), depth + 1)
+            elif stat.S_ISLNK(mode):
+                digest.update(b"link:" + os.readlink(entry.path).encode(errors="replace"))
+            elif stat.S_ISREG(mode) and budget["files"] < MAX_FILES:
+                budget["files"] += 1
+                try:
+                    fd = os.open(entry.path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+                except OSError:
+                    continue
+                with os.fdopen(fd, "rb") as fh:
+                    digest.update(fh.read(MAX_FILE_BYTES + 1))
+            else:
+                digest.update(f"kind:{stat.S_IFMT(mode)}".encode())
+
+    if root.is_dir() and not root.is_symlink():
+        walk(root, 0)

@@ -463,7 +463,7 @@ FILE_ATTACKS = {
     "symlink-to-solutions": _link("solution.ipynb", "{course}/solutions/{assignment}/{notebook}"),
     "symlink-to-gradebook": _link("gradebook.db", "{course}/gradebook.db"),
     "symlink-to-classmate": _link("classmate", "{course}/submitted/correct-1/{assignment}"),
-    "symlink-loop": _link("loop", "loop"),
+    "symlink-loop": _link("loop.ipynb", "loop.ipynb"),
     "fifo-in-submission": _fifo,
 }
 
