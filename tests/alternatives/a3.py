@@ -67,6 +67,16 @@ ALTERNATIVES.update(
             tests=(),
             description="keeps one running-average array and updates it in place",
         ),
+        # The A3 interface uses the returned parameter; updating it in place as well (what
+        # torch.optim does) is not a mistake.
+        "sgd_updates_param_in_place": Mutation(
+            name="sgd_updates_param_in_place",
+            cell="sgd",
+            old="new_param = param - lr * direction",
+            new="param -= lr * direction\n    new_param = param",
+            tests=(),
+            description="updates the parameter array in place and returns it",
+        ),
         "schedules_with_math_functions": {
             "schedules": """import math
 

@@ -187,13 +187,15 @@ MISTAKES += [
         tests=("test_nesterov",),
         description="the Nesterov look-ahead uses the buffer from before this step",
     ),
+    # Not a mistake under the A3 interface (the caller uses the returned parameter, as
+    # torch.optim updates in place): `param -= lr * direction; return param, state`.
     Mutation(
-        name="sgd_updates_param_in_place",
+        name="sgd_nesterov_flag_ignored",
         cell="sgd",
-        old="new_param = param - lr * direction",
-        new="param -= lr * direction\n    new_param = param",
+        old="direction = g + momentum * buf if nesterov else buf",
+        new="direction = g + momentum * buf",
         tests=("test_sgd_momentum",),
-        description="updates the caller's parameter array in place",
+        description="always takes the Nesterov step, whatever nesterov says",
     ),
     Mutation(
         name="adagrad_weight_decay_ignored",

@@ -255,6 +255,12 @@ def _nesterov_ignored(param, grad, state, *, lr, momentum=0.9, weight_decay=0.0,
     return sgd(param, grad, state, lr=lr, momentum=momentum, weight_decay=weight_decay)
 
 
+def _nesterov_always(param, grad, state, *, lr, momentum=0.9, weight_decay=0.0, nesterov=False):
+    return sgd(
+        param, grad, state, lr=lr, momentum=momentum, weight_decay=weight_decay, nesterov=True
+    )
+
+
 def _sgd_decay_ignored(param, grad, state, *, lr, momentum=0.9, weight_decay=0.0, nesterov=False):
     return sgd(param, grad, state, lr=lr, momentum=momentum, nesterov=nesterov)
 
@@ -510,7 +516,14 @@ register(
         rtol=1e-9,
         atol=1e-12,
         description="SGD with momentum (PyTorch form)",
-        mistakes=_MOMENTUM_MISTAKES,
+        mistakes=(
+            *_MOMENTUM_MISTAKES,
+            Mistake(
+                "matches the Nesterov step with nesterov=False: step along the buffer b "
+                "unless nesterov is True.",
+                _nesterov_always,
+            ),
+        ),
         library_functions=("coursekit.optim.functional.sgd", "coursekit.optim.SGD"),
     )
 )
