@@ -520,7 +520,9 @@ def check_static_page(context, path: Path, timeout_ms: float = 30_000) -> Static
             if not target.is_file():
                 result.broken_links.append(href)
             elif parsed.fragment and target == Path(path).resolve():
-                found = page.evaluate("id => !!document.getElementById(id)", parsed.fragment)
+                found = page.evaluate(
+                    "id => !!document.getElementById(id)", unquote(parsed.fragment)
+                )
                 if not found:
                     result.broken_links.append(href)
         result.broken_images = page.eval_on_selector_all(

@@ -165,7 +165,7 @@ def assignment_rows(course: Course, assignment: str, roster: Roster | None) -> l
                 awaiting_manual_grading=s["pending"],
             )
             row["status"] = status_of.get(sid) or "graded"
-            if s["pending"]:
+            if s["pending"] and row["status"] != "ungradable":
                 row["status"] = "awaiting manual grading"
         elif sid in submitted:
             row["status"] = "not graded yet"
@@ -216,6 +216,8 @@ def canvas_rows(course: Course, assignment: str, roster: Roster | None) -> tuple
                 f"{sid}: left blank, {row['awaiting_manual_grading']} cell(s) await manual grading"
             )
             score = ""
+        if row["status"] == "ungradable":
+            problems.append(f"{sid}: could not be graded, {score or 0} posted (see the report)")
         if row["status"] == "no submission" and not person:
             continue
         rows.append(
