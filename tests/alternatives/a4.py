@@ -79,6 +79,14 @@ ALTERNATIVES = [
 # Written for issue 15: more valid formulations that stricter hidden cases must keep accepting.
 ALTERNATIVES += [
     Mutation(
+        name="dropout_test_mode_returns_the_input",
+        cell="dropout",
+        old='return x.copy(), {"mask": None, "p": p, "mode": mode}',
+        new='return x, {"mask": None, "p": p, "mode": mode}',
+        tests=(),
+        description="the identity at test time returns x itself, as PyTorch does in eval mode",
+    ),
+    Mutation(
         name="dropout_test_mode_multiplies_by_one",
         cell="dropout",
         old='return x.copy(), {"mask": None, "p": p, "mode": mode}',

@@ -176,14 +176,8 @@ MISTAKES += [
         tests=("test_dropout_forward",),
         description="one mask row broadcast over the batch: a feature is dropped for everyone",
     ),
-    Mutation(
-        name="dropout_test_returns_the_input",
-        cell="dropout",
-        old='return x.copy(), {"mask": None, "p": p, "mode": mode}',
-        new='return x, {"mask": None, "p": p, "mode": mode}',
-        tests=("test_dropout_forward",),
-        description="test mode returns the input array itself: changing the output changes x",
-    ),
+    # Not a mistake: the notebook asks for the identity at test time, and returning x itself
+    # is what PyTorch's dropout does in eval mode (tests/alternatives/a4.py).
     Mutation(
         name="dropout_backward_scales_twice",
         cell="dropout",
@@ -197,8 +191,7 @@ MISTAKES += [
         cell="batchnorm_forward",
         old='if mode == "train":\n        n = x.shape[0]\n        mean = x.mean(axis=0)\n'
         "        var = x.var(axis=0)\n",
-        new="n = x.shape[0]\n    mean = x.mean(axis=0)\n    var = x.var(axis=0)\n"
-        '    if True:\n',
+        new="n = x.shape[0]\n    mean = x.mean(axis=0)\n    var = x.var(axis=0)\n    if True:\n",
         tests=("test_batchnorm_forward",),
         description="ignores mode: batch statistics and a running-average update on every call",
     ),
@@ -257,5 +250,16 @@ MISTAKES += [
         new="dgamma = (dout * xhat).sum(axis=1)",
         tests=("test_layernorm",),
         description="copies the normalization axis into dgamma: one value per sample",
+    ),
+]
+
+MISTAKES += [
+    Mutation(
+        name="bn_eps_ignored",
+        cell="batchnorm_forward",
+        old="inv_std = 1.0 / np.sqrt(var + eps)",
+        new="inv_std = 1.0 / np.sqrt(var + 1e-5)",
+        tests=("test_batchnorm_forward",),
+        description="hard-codes eps = 1e-5 and ignores the argument",
     ),
 ]
