@@ -188,6 +188,11 @@ def _grade_in(scratch: Path, job: GradingJob) -> GradingResult:
     t2 = time.perf_counter()
     result = _collect(job, scratch, config, success, log, roles, restored)
     result.timings = {**timings, "collect": time.perf_counter() - t2}
+    try:  # the hidden step after the notebook (coursekit.instructor.sandbox)
+        hidden = json.loads((scratch / "sandbox" / "timings.json").read_text())["hidden"]
+        result.timings["hidden"] = float(hidden)
+    except (OSError, ValueError, KeyError, TypeError):
+        pass
     result.provenance = _provenance(job, config)
     if transient:
         result.status = ERROR

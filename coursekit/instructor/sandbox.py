@@ -79,6 +79,8 @@ CONNECTION = "/tmp/sandbox/run/kernel.json"
 #: The file the grader writes beside a notebook's scratch space with every test cell's
 #: status (read by :mod:`coursekit.instructor.grade`).
 VERDICTS_FILE = "verdicts.json"
+#: Beside it: the seconds the hidden step took after each notebook, all notebooks together.
+TIMINGS_FILE = "timings.json"
 #: Environment variables a sandbox inherits from the grader; everything else is set.
 ENV_ALLOWED = ("LANG", "LC_ALL", "LC_CTYPE", "TZ")
 
@@ -793,7 +795,9 @@ class SandboxedExecute(Execute):
                 self._export_index = None
             for index, (source, _) in tests.items():
                 nb.cells[index].source = source
+        started = time.perf_counter()
         verdicts = self._grade_hidden(checks, units, exported, factory, ready)
+        self._add_timing(scratch, time.perf_counter() - started)
         statuses = {}
         for index, (_, found) in tests.items():
             cell = nb.cells[index]
@@ -847,6 +851,16 @@ class SandboxedExecute(Execute):
             if check.task in problems and verdicts[check].passed:
                 verdicts[check] = hidden.TaskVerdict(check.task, "integrity", problems[check.task])
         return verdicts
+
+    def _add_timing(self, scratch, seconds: float) -> None:
+        """Add the wall time the hidden step took after the notebook to
+        :data:`TIMINGS_FILE` (what grading spends beyond plain nbgrader)."""
+        path = Path(scratch) / TIMINGS_FILE
+        try:
+            total = float(json.loads(path.read_text()).get("hidden", 0.0))
+        except (OSError, ValueError, AttributeError):
+            total = 0.0
+        path.write_text(json.dumps({"hidden": total + seconds}))
 
     def _write_verdicts(self, scratch, resources, statuses) -> None:
         name = (resources or {}).get("unique_key") or "notebook"
