@@ -134,3 +134,10 @@ def test_per_row_and_per_column_terms():
     assert "each row is off by its own constant" in explain(w + scale, w)
     assert "each row is scaled by its own factor" in explain(w * scale, w)
     assert "each column is scaled by its own factor" in explain(w * beta, w)
+
+
+def test_a_named_property_that_does_not_hold():
+    got = {"out": W, "x unchanged": np.array(0.0)}
+    want = {"out": W, "x unchanged": np.array(1.0)}
+    assert explain(got, want) == "this does not hold: x unchanged"
+    assert explain({"shape": np.array(0.0)}, {"shape": np.array(1.0)}).startswith("output['shape']")

@@ -70,6 +70,8 @@ def explain_mismatch(got: Any, want: Any, rtol: float, atol: float, where: str =
             )
             return f"output{where}: " + ", ".join(parts)
         for key in want:
+            if _property_fails(got[key], want[key], key):
+                return f"this does not hold: {key}"
             msg = explain_mismatch(got[key], want[key], rtol, atol, f"{where}[{key!r}]")
             if msg:
                 return msg
@@ -87,6 +89,18 @@ def explain_mismatch(got: Any, want: Any, rtol: float, atol: float, where: str =
     if isinstance(got, (tuple, dict)):
         return f"output{where} should be a single array, got {_kind(got)}"
     return _explain_array(np.asarray(got), np.asarray(want), rtol, atol, f"output{where}")
+
+
+def _property_fails(got: Any, want: Any, key: str) -> bool:
+    """A named yes/no property of the output (``{"x unchanged": 1.0}``) came out 0."""
+    return (
+        " " in key
+        and isinstance(got, np.ndarray)
+        and isinstance(want, np.ndarray)
+        and got.size == want.size == 1
+        and float(want) == 1.0
+        and float(got) == 0.0
+    )
 
 
 def _kind(value: Any) -> str:

@@ -182,7 +182,8 @@ def explain(task, seed: int, outcomes) -> list[str]:
         else:
             want = to_plain(task.run(task.reference, copy.deepcopy(case)))
             message = diagnose.explain_mismatch(outcome.output, want, task.rtol, task.atol)
-            hint = message if message and " — " in message else None
+            explained = message and (" — " in message or message.startswith("this does not hold"))
+            hint = message if explained else None
         if hint:
             found.append(f"case '{case.label}': {hint}")
     return found
