@@ -391,19 +391,22 @@ def _knn_cases(rng):
     tied_d = np.round(rng.uniform(0, 3, size=(6, 9)))  # many exactly equal distances
     tied_y = rng.integers(0, 3, size=9)
     d1, y1 = random_problem(1, 10, 3)
-    # Tie groups of about 12 at the smallest distance among 50 points, and a distinct label
-    # per point: only the documented rule (the smaller index wins, a stable sort or argmin)
-    # predicts every row; quicksort, heapsort or argpartition (whose order for ties depends
-    # on the numpy build and the CPU) miss several rows.
-    tie_groups = np.floor(rng.uniform(0, 4, size=(12, 50)))
-    distinct_labels = rng.permutation(50)
+    # 60 training points on 4 distance levels (about 15 tied at the smallest), k = 7, and
+    # distinct labels that DEcrease with the index: every vote is a tie, won by the smallest
+    # label, i.e. by the chosen point of largest index, so a row's prediction names exactly
+    # which 7 points were chosen. Only the documented rule (a stable sort: the smaller index
+    # is nearer) predicts every row; quicksort, heapsort or argpartition, whose order for
+    # ties depends on the numpy build and the CPU, miss at least 6 of the 20 rows (measured
+    # over 10,000 seeds).
+    tie_groups = np.floor(rng.uniform(0, 4, size=(20, 60)))
+    distinct_labels = np.arange(60)[::-1].copy()
     return [
         Case("k = 1", (d, y), {"k": 1}),
         Case("k = 5", (d, y), {"k": 5}),
         Case("batch of 1", (d1, y1), {"k": 3}),
         Case("ties in the vote", (tied_votes_d, tied_votes_y), {"k": 4}),
         Case("ties in the distances", (tied_d, tied_y), {"k": 3}),
-        Case("large groups of tied distances", (tie_groups, distinct_labels), {"k": 1}),
+        Case("large groups of tied distances", (tie_groups, distinct_labels), {"k": 7}),
         Case("k equals the number of training points", (d, y), {"k": 15}),
         Case("more test than training points", random_problem(12, 5, 2), {"k": 3}),
     ]
