@@ -559,11 +559,16 @@ def bench_similarity(quick: bool, repeats: int) -> list[Result]:
         out = Path(tmp) / "pairs.json"
         cmd = [sys.executable, "-m", "coursekit.cli.main", "--course", str(course)]
         cmd += ["similarity", "a1", "--workers", "2", "--json", str(out)]
-        times = []
+        import resource
+
+        times, cpu = [], []
         for _ in range(reps):
+            used = resource.getrusage(resource.RUSAGE_CHILDREN)
             start = time.perf_counter()
             subprocess.run(cmd, check=True, capture_output=True)
             times.append(time.perf_counter() - start)
+            after = resource.getrusage(resource.RUSAGE_CHILDREN)
+            cpu.append(after.ru_utime + after.ru_stime - used.ru_utime - used.ru_stime)
         pairs = json.loads(out.read_text())
     source = {}
     for pair in klass.planted:  # a copy (c..., ck...) and its source are not independent
@@ -578,10 +583,12 @@ def bench_similarity(quick: bool, repeats: int) -> list[Result]:
             f"{n} students of a1, every pair and each against coursekit, 2 workers",
             times,
             target=60.0,
-            notes=f"whole command in a fresh process; planted copies flagged "
+            notes=f"whole command in a fresh process (median CPU time {statistics.median(cpu):.1f} s, "
+            "all processes); planted copies flagged "
             f"{sum(planted)}/{len(planted)}, independent pairs flagged "
             f"{sum(independent)}/{len(independent)}",
             extra={
+                "cpu_seconds": cpu,
                 "planted_flagged": sum(planted) / len(planted),
                 "independent_flagged": sum(independent) / len(independent),
             },

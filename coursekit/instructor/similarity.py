@@ -575,14 +575,19 @@ def matching_slices(a: Document, b: Document, settings: Settings, boilerplate=()
 
 
 def _to_text(slices, document: Document) -> np.ndarray:
+    """Token slices as (start, end) offsets in ``document.text``: the matched tokens, joined
+    where only whitespace lies between them (a comment or a given line breaks a region)."""
     slices = np.asarray(slices, dtype=np.int64).reshape(2, -1)
-    if slices.shape[1] == 0 or len(document.spans) == 0:
-        return np.zeros((2, 0), dtype=np.int64)
-    starts = document.spans[np.clip(slices[0], 0, len(document.spans) - 1), 0]
-    ends = document.spans[np.clip(slices[1] - 1, 0, len(document.spans) - 1), 1]
+    n = len(document.spans)
+    matched = np.zeros(n, dtype=bool)
+    for s, e in slices.T.tolist():
+        matched[max(s, 0) : min(e, n)] = True
     merged: list[list[int]] = []
-    for s, e in sorted(zip(starts.tolist(), ends.tolist())):
-        if merged and s <= merged[-1][1] + 1:
+    for i in np.flatnonzero(matched).tolist():
+        s, e = (int(v) for v in document.spans[i])
+        if s == e:
+            continue  # the end of a unit
+        if merged and not document.text[merged[-1][1] : s].strip():
             merged[-1][1] = max(merged[-1][1], e)
         else:
             merged.append([s, e])
@@ -758,7 +763,7 @@ def _highlight(text: str, slices: np.ndarray) -> str:
     return "".join(out)
 
 
-def render_fragment(result: Result, *, table_rows: int = 100, details: int = 50) -> str:
+def render_fragment(result: Result, *, table_rows: int = 30, details: int = 50) -> str:
     """The similarity section as an HTML fragment (a ``<section>``), for a larger report.
     Include :data:`STYLE` in the page's ``<style>``."""
     s = result.settings
@@ -798,6 +803,12 @@ def render_fragment(result: Result, *, table_rows: int = 100, details: int = 50)
     parts.append("</tbody></table>")
     if len(result.pairs) > len(shown):
         parts.append(f"<p>{len(result.pairs) - len(shown)} lower-ranked pairs not shown.</p>")
+    if flagged:
+        parts.append(
+            "<p>Below, each flagged pair side by side: <mark>highlighted</mark> is code found in "
+            "both (names, comments, layout and strings aside); code the release gave and the "
+            "idioms much of the class wrote alike are never highlighted and do not count.</p>"
+        )
     for rank, p in enumerate(flagged[:details], start=1):
         da, db = result.documents[p.a], result.documents[p.b]
         sa, sb = matching_slices(da, db, result.settings, result.boilerplate)
