@@ -28,10 +28,11 @@ from coursekit.normalization import (
 )
 
 # -- dropout ------------------------------------------------------------------------------
-# Enough units that the fraction dropped is within 0.01 of p with overwhelming probability
-# (its standard deviation is at most 0.5 / sqrt(40_000) = 0.0025).
+# Enough units that the fraction dropped is within 0.015 of p with overwhelming probability
+# (its standard deviation is at most 0.5 / sqrt(40_000) = 0.0025, so that is 6 of them: a
+# correct dropout drawing its mask another way fails with probability about 2e-9).
 _DROPOUT_UNITS = (200, 200)
-_DROP_FRACTION_TOL = 0.01
+_DROP_FRACTION_TOL = 0.015
 
 
 def _dropout_cases(rng: np.random.Generator) -> list[Case]:
@@ -160,6 +161,11 @@ def _dropout_backward_twice(dout, cache):
     return dx / (1.0 - cache["p"]) if cache["mode"] == "train" else dx
 
 
+def _dropout_backward_times_keep(dout, cache):
+    dx = ref_dropout_backward(dout, cache)
+    return dx * (1.0 - cache["p"]) if cache["mask"] is not None else dx
+
+
 def _dropout_backward_no_rescale(dout, cache):
     dx = ref_dropout_backward(dout, cache)
     return dx * (1.0 - cache["p"]) if cache["mode"] == "train" else dx
@@ -218,6 +224,11 @@ register(
                 "the probability of dropping, keep where u >= p.",
                 _dropout_mask_rule(lambda u, p: u < p, lambda p: 1.0 / (1.0 - p)),
             ),
+            Mistake(
+                "the kept units are MULTIPLIED by 1 - p: inverted dropout divides them by "
+                "1 - p, so that the expected output equals the input.",
+                _dropout_mask_rule(lambda u, p: u >= p, lambda p: 1.0 - p),
+            ),
         ),
         library_functions=(
             "coursekit.dropout.dropout_forward",
@@ -250,6 +261,11 @@ register(
                 "the gradient is scaled by 1/(1-p) twice: the stored mask already holds the "
                 "factor, so dx = dout * mask.",
                 _dropout_backward_twice,
+            ),
+            Mistake(
+                "the gradient is dout * mask * (1 - p): the stored mask already holds the "
+                "factor 1/(1-p), so dx = dout * mask.",
+                _dropout_backward_times_keep,
             ),
         ),
         library_functions=(
@@ -401,6 +417,18 @@ def _bn_fixed(**fixed):
     return forward
 
 
+def _bn_std_as_variance(x, gamma, beta, rm, rv, *, mode, momentum=0.1, eps=1e-5):
+    out, cache = batchnorm_forward(x, gamma, beta, rm, rv, mode=mode, momentum=momentum, eps=eps)
+    if mode != "train":
+        return out, cache
+    xhat = (x - x.mean(axis=0)) / np.sqrt(x.std(axis=0) + eps)
+    return gamma * xhat + beta, cache
+
+
+def _bn_minus_beta(x, gamma, beta, rm, rv, *, mode, momentum=0.1, eps=1e-5):
+    return batchnorm_forward(x, gamma, -beta, rm, rv, mode=mode, momentum=momentum, eps=eps)
+
+
 def _bn_running_stats_in_train(x, gamma, beta, rm, rv, *, mode, momentum=0.1, eps=1e-5):
     if mode != "train":
         return batchnorm_forward(x, gamma, beta, rm, rv, mode=mode, momentum=momentum, eps=eps)
@@ -516,6 +544,15 @@ register(
                 "train mode normalized with the running averages: in train mode use the "
                 "batch's own mean and (biased) variance, and update the running averages.",
                 _bn_running_stats_in_train,
+            ),
+            Mistake(
+                "the batch was normalized by sqrt(std + eps): the variance goes under the "
+                "root, 1 / sqrt(var + eps).",
+                _bn_std_as_variance,
+            ),
+            Mistake(
+                "matches gamma * xhat - beta: the shift is added, gamma * xhat + beta.",
+                _bn_minus_beta,
             ),
         ),
         library_functions=("coursekit.normalization.batchnorm_forward",),
@@ -647,7 +684,17 @@ def _bn_backward_swapped(dout, cache):
     return dx, dbeta, dgamma
 
 
+def _bn_backward_alt_times_n(dout, cache):
+    dx, dgamma, dbeta = _ref_bn_backward(dout, cache)
+    return (dx * dout.shape[0] if cache["mode"] == "train" else dx), dgamma, dbeta
+
+
 _BN_BACKWARD_MISTAKES = (
+    Mistake(
+        "dx is N times too large: the closed form has a factor 1/N in front, "
+        "gamma * inv_std / N * (N * dout - sum(dout) - xhat * sum(dout * xhat)).",
+        _bn_backward_alt_times_n,
+    ),
     Mistake(
         "dgamma and dbeta are swapped: return (dx, dgamma, dbeta) in the order of the "
         "forward pass's inputs (x, gamma, beta).",
@@ -783,6 +830,11 @@ def _ln_unbiased(x, gamma, beta, eps=1e-5):
     return gamma * xhat + beta, None
 
 
+def _ln_mixed_axes(x, gamma, beta, eps=1e-5):
+    xhat = (x - x.mean(axis=1, keepdims=True)) / np.sqrt(x.var(axis=0, keepdims=True) + eps)
+    return gamma * xhat + beta, None
+
+
 def _ln_global_statistics(x, gamma, beta, eps=1e-5):
     xhat = (x - x.mean()) / np.sqrt(x.var() + eps)
     return gamma * xhat + beta, None
@@ -843,6 +895,11 @@ register(
                 "sample (row) over its own features (axis=1, keepdims=True).",
                 _ln_global_statistics,
             ),
+            Mistake(
+                "the mean was taken per row but the variance per column (axis=0): take both "
+                "over each row's features, axis=1 with keepdims=True.",
+                _ln_mixed_axes,
+            ),
         ),
         library_functions=("coursekit.normalization.layernorm_forward",),
     )
@@ -877,6 +934,14 @@ register(
                 "dgamma has one value per SAMPLE (summed over axis=1): gamma has one entry per "
                 "feature, so sum dout * xhat over the batch (axis=0).",
                 _ln_backward_dgamma_per_sample,
+            ),
+            Mistake(
+                "dbeta (or dgamma) has one value per SAMPLE: sum over the batch (axis=0), "
+                "beta and gamma have one entry per feature.",
+                lambda dout, cache: (
+                    *_ref_ln_backward(dout, cache)[:2],
+                    dout.sum(axis=1),
+                ),
             ),
             Mistake(
                 "dx is missing the factor gamma: the gradient reaching xhat is dout * gamma.",

@@ -39,7 +39,13 @@ def he_init(fan_in, fan_out, *, rng):
     return init.kaiming_normal((fan_in, fan_out), nonlinearity="relu", rng=rng)
 
 
-def _init_cases(extra_kwargs):
+def _init_cases(extra_kwargs, target_std):
+    """Cases for an initializer; ``target_std(fan_in, fan_out)`` is the std it must draw with.
+
+    The target is computed here, in the grader, and travels with the case (under a key that
+    is not passed to the student's function).
+    """
+
     def make(rng: np.random.Generator) -> list[Case]:
         cases = []
         for label, fan_in, fan_out in [
@@ -49,15 +55,24 @@ def _init_cases(extra_kwargs):
             ("a single output unit", 1000, 1),
         ]:
             seed = int(rng.integers(2**31))
-            cases.append(Case(label, (fan_in, fan_out), {**extra_kwargs, "seed": seed}))
+            kwargs = {**extra_kwargs, "seed": seed, "target_std": target_std(fan_in, fan_out)}
+            cases.append(Case(label, (fan_in, fan_out), kwargs))
         return cases
 
     return make
 
 
 def _run_init(fn, case: Case):
-    """Shape, dtype, sample std, |mean| in units of its standard error, the shape of the
+    """Shape, dtype, spread, |mean| in units of its standard error, the shape of the
     distribution, and seeds both ways (the same seed the same weights, another seed others).
+
+    A correct draw of n weights has a sample std within 6 standard errors (target /
+    sqrt(2n)) of the target with overwhelming probability, however it is drawn, so the
+    spread is reported as exactly 1.0 then, and otherwise as std / target rounded to one
+    decimal (0.6 for a uniform draw on [-s, s], 0.7 for a missing factor sqrt(2) ...).
+    Comparing the raw sample std with the reference's own draw would fail a correct draw made
+    another way (rng.normal on the transposed shape, say) by chance: two samples of 1000
+    weights differ by about 3%.
 
     The distribution is judged by its kurtosis E[(w - mean)^4] / std^4: 3 for a normal
     draw, 1.8 for a uniform one (a uniform draw with the right std passes every other check).
@@ -66,8 +81,8 @@ def _run_init(fn, case: Case):
     the smallest case, where a uniform draw is 1.2 away).
     """
     fan_in, fan_out = case.args
-    kwargs = {k: v for k, v in case.kwargs.items() if k != "seed"}
-    seed = case.kwargs["seed"]
+    kwargs = {k: v for k, v in case.kwargs.items() if k not in ("seed", "target_std")}
+    seed, target = case.kwargs["seed"], case.kwargs["target_std"]
     drawn = np.asarray(fn(fan_in, fan_out, **kwargs, rng=np.random.default_rng(seed)))
     w = np.asarray(drawn, dtype=float)
     again = np.asarray(fn(fan_in, fan_out, **kwargs, rng=np.random.default_rng(seed)))
@@ -75,14 +90,17 @@ def _run_init(fn, case: Case):
     if w.shape != (fan_in, fan_out):
         return {"shape": np.array(w.shape)}
     std = float(w.std())
+    spread = std / target
+    if abs(spread - 1.0) < 6.0 / math.sqrt(2.0 * w.size):
+        spread = 1.0
     centered = w - w.mean()
     kurtosis = float(np.mean(centered**4) / max(std**4, 1e-300))
     return {
         "shape": np.array(w.shape),
         "weights are float64": float(drawn.dtype == np.float64),
-        "standard deviation": std,
-        # A correct draw has |mean| below 5 standard errors with overwhelming probability.
-        "mean is close to 0": float(abs(w.mean()) < 5 * max(std, 1e-300) / math.sqrt(w.size)),
+        "standard deviation / target": round(spread, 1),
+        # A correct draw has |mean| below 6 standard errors with overwhelming probability.
+        "mean is close to 0": float(abs(w.mean()) < 6 * max(std, 1e-300) / math.sqrt(w.size)),
         "the weights are normally distributed": float(
             abs(kurtosis - 3.0) < max(0.3, 6.0 * math.sqrt(24.0 / w.size))
         ),
@@ -169,7 +187,7 @@ register(
     Task(
         name="a5.random_init",
         reference=random_init,
-        cases=_init_cases({"std": 0.05}),
+        cases=_init_cases({"std": 0.05}, lambda fan_in, fan_out: 0.05),
         run=_run_init,
         rtol=_INIT_RTOL,
         atol=0.0,
@@ -210,7 +228,7 @@ register(
     Task(
         name="a5.xavier_init",
         reference=xavier_init,
-        cases=_init_cases({}),
+        cases=_init_cases({}, lambda fan_in, fan_out: math.sqrt(2.0 / (fan_in + fan_out))),
         run=_run_init,
         rtol=_INIT_RTOL,
         atol=0.0,
@@ -257,7 +275,7 @@ register(
     Task(
         name="a5.he_init",
         reference=he_init,
-        cases=_init_cases({}),
+        cases=_init_cases({}, lambda fan_in, fan_out: math.sqrt(2.0 / fan_in)),
         run=_run_init,
         rtol=_INIT_RTOL,
         atol=0.0,
