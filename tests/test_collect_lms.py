@@ -308,3 +308,25 @@ def test_roster_errors_are_clear(course, tmp_path, capsys):
     (course / "roster.csv").write_text("name,email\nGrace,g@x\n")
     assert main(["--course", str(course), "collect", "f1", str(tmp_path)]) == 2
     assert "no 'id' column" in capsys.readouterr().err
+
+
+MOODLE_WORKSHEET = (
+    '"Identifier","Full name","Email address","Status","Grade","Last modified (submission)"\n'
+    '"Participant 777","Grace Hopper","grace@uni.edu","Submitted for grading","",'
+    '"Wednesday, 30 September 2026, 10:00 PM"\n'
+    '"Participant 779","Ada Lovelace","ada@uni.edu",'
+    '"Submitted for grading - Assignment was submitted 1 day 2 hours late","",'
+    '"Friday, 2 October 2026, 2:00 AM"\n'
+)
+
+
+def test_moodle_grading_worksheet_adds_times_late_flags_and_emails(course, tmp_path, capsys):
+    write_roster(course, ROSTER)
+    files = {**MOODLE, "grading worksheet.csv": MOODLE_WORKSHEET}
+    code, out = run(capsys, course, "f1", str(make_zip(tmp_path / "moodle.zip", files)))
+    assert code == 0, out
+    assert lms_data(course, "s002")["late"] is True
+    assert lms_data(course, "s001")["late"] is False
+    assert lms_data(course, "s002")["email"] == "ada@uni.edu"
+    assert submitted(course, "s002", "timestamp.txt").read_text().startswith("2026-10-02 02:00:00")
+    assert "unmatched" not in out  # the worksheet is read, not reported

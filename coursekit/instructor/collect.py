@@ -13,7 +13,10 @@ follows (the patterns recognised here):
 * Moodle: ``<Full Name>_<participant id>_assignsubmission_file_<original file name>``, or
   with "download submissions in folders", a folder ``<Full Name>_<participant id>_
   assignsubmission_file_/`` holding the files as uploaded (Moodle's ``mod/assign``
-  ``downloadasfolders_help`` string; the participant id is per assignment).
+  ``downloadasfolders_help`` string; the participant id is per assignment). The zip has no
+  times; Moodle's grading worksheet (CSV: ``Identifier`` = ``Participant <id>``, ``Email
+  address``, ``Status`` saying "... late", ``Last modified (submission)``) placed beside
+  the files adds them.
 * Blackboard Learn ("Assignment File Download"):
   ``<assignment>_<user name>_attempt_<YYYY-MM-DD-HH-MM-SS>_<original file name>`` plus a
   ``<assignment>_<user name>_attempt_<date>.txt`` receipt with ``Name: Full Name (user)``
@@ -53,7 +56,8 @@ system exports it) into submitted/<student>/<ASSIGNMENT>/.
 
 Learning-management system exports are recognised by their file names:
   Canvas      <name>_[LATE_]<user id>_<file id>_<file>     (resubmitted files: <file>-1.ipynb)
-  Moodle      <Full Name>_<participant id>_assignsubmission_file_<file>  (or such a folder)
+  Moodle      <Full Name>_<participant id>_assignsubmission_file_<file>  (or such a folder;
+              add Moodle's grading worksheet CSV beside them for times and late flags)
   Blackboard  <assignment>_<user>_attempt_<YYYY-MM-DD-HH-MM-SS>_<file> (+ its .txt receipt)
   Gradescope  submission_<id>/<files> with submission_metadata.yml (group members each get
               a copy)
@@ -97,6 +101,7 @@ _BLACKBOARD = re.compile(
 _BB_NAME = re.compile(r"^\s*Name:\s*(?P<name>.*?)\s*\((?P<user>[^()]+)\)\s*$", re.M)
 _BB_DATE = re.compile(r"^\s*Date Submitted:\s*(?P<date>.+?)\s*$", re.M)
 GRADESCOPE_METADATA = "submission_metadata.yml"
+_MOODLE_PARTICIPANT = re.compile(r"(\d+)\s*$")
 LMS_MAP = "lms_students.json"
 
 
@@ -278,6 +283,7 @@ class Scan:
     attempts: list[Attempt] = field(default_factory=list)
     unmatched: list[str] = field(default_factory=list)
     students: dict = field(default_factory=dict)  # plain folders: {student: {name: path}}
+    moodle_sheet: dict = field(default_factory=dict)  # {participant id: time, late, e-mail}
 
 
 def _gradescope(root: Path, scan: Scan, zone, consumed: set) -> None:
@@ -366,6 +372,8 @@ def scan_export(root: Path, assignment: str, zone) -> Scan:
         if m := _MOODLE.match(first):
             _moodle_attempt(scan, m, m["file"], path)
             continue
+        if first.endswith(".csv") and _moodle_worksheet(path, scan, zone):
+            continue
         if m := _BLACKBOARD.match(first):
             key = (m["user"], m["date"])
             att = blackboard.get(key)
@@ -407,7 +415,47 @@ def scan_export(root: Path, assignment: str, zone) -> Scan:
             continue
         _plain_file(scan, rel, first, path)
     scan.attempts += list(blackboard.values())
+    for att in scan.attempts:
+        info = scan.moodle_sheet.get(att.lms_id) if att.lms == "moodle" else None
+        if info:
+            att.submitted_at = info["submitted_at"] or att.submitted_at
+            att.late = info["late"]
+            att.email = att.email or info["email"]
     return scan
+
+
+def _moodle_worksheet(path: Path, scan: Scan, zone) -> bool:
+    """Read Moodle's grading worksheet (``Identifier``, ``Email address``, ``Status``,
+    ``Last modified (submission)``) when ``path`` is one: submission times and late flags
+    that the zip of files does not carry. ``False`` for any other CSV."""
+    import csv
+
+    import dateutil.parser
+
+    try:
+        with path.open(newline="", encoding="utf-8-sig") as fh:
+            rows = list(csv.DictReader(fh))
+    except (OSError, UnicodeDecodeError, csv.Error):
+        return False
+    if not rows or "Identifier" not in rows[0] or "Last modified (submission)" not in rows[0]:
+        return False
+    for row in rows:
+        found = _MOODLE_PARTICIPANT.search(row.get("Identifier") or "")
+        if not found:
+            continue
+        when = None
+        text = (row.get("Last modified (submission)") or "").strip()
+        if text and text != "-":
+            try:
+                when = parse_time(dateutil.parser.parse(text, fuzzy=True), zone)
+            except (ValueError, OverflowError):
+                when = None
+        scan.moodle_sheet[found.group(1)] = {
+            "submitted_at": when,
+            "late": "late" in (row.get("Status") or "").casefold(),
+            "email": (row.get("Email address") or "").strip(),
+        }
+    return True
 
 
 def _moodle_attempt(scan: Scan, m, inner: str, path: Path) -> None:
