@@ -88,6 +88,15 @@ def _larger_size(shape_a, shape_b):
     return tuple(max(m, n) for m, n in _padded(shape_a, shape_b))
 
 
+def _zip_without_padding(shape_a, shape_b):
+    out = []
+    for m, n in zip(shape_a, shape_b):
+        if m != n and 1 not in (m, n):
+            raise ValueError("incompatible")
+        out.append(n if m == 1 else m)
+    return tuple(out)
+
+
 def _equal_sizes_only(shape_a, shape_b):
     pairs = list(_padded(shape_a, shape_b))
     if any(m != n for m, n in pairs):
@@ -126,6 +135,11 @@ register(
                 "matches keeping a size-1 axis of the first shape: a size-1 axis stretches to "
                 "the other shape's size",
                 _first_size_one_kept,
+            ),
+            Mistake(
+                "matches zipping the shapes without padding: zip stops at the shorter shape, "
+                "so axes are dropped; pad the shorter shape with 1s on the LEFT first",
+                _zip_without_padding,
             ),
             Mistake(
                 "matches accepting only EQUAL sizes: a size-1 axis is compatible with any size "
@@ -280,6 +294,13 @@ def _distance_mistakes():
         d2 = (X**2).sum(1)[:, None] + (Y**2).sum(1)[None, :] - 2 * X @ Y.T
         return np.sqrt(d2)
 
+    def one_number_per_row(X, Y):
+        return np.stack([np.full(len(Y), np.sqrt(np.sum((Y - x) ** 2))) for x in X])
+
+    def norms_as_columns(X, Y):
+        d2 = (X**2).sum(1)[:, None] + (Y**2).sum(1)[:, None] - 2 * X @ Y.T
+        return np.sqrt(np.maximum(d2, 0))
+
     def abs_of_sum(X, Y):
         return np.abs((X[:, None, :] - Y[None, :, :]).sum(axis=2))
 
@@ -304,6 +325,16 @@ def _distance_mistakes():
             "matches the transpose: entry [i, j] is the distance from X[i] to Y[j]", transposed
         ),
         Mistake("matches the L1 (Manhattan) distance instead of the Euclidean one", manhattan),
+        Mistake(
+            "every row holds one repeated number: the sum over (Y - x)**2 ran over ALL entries; "
+            "sum over the features only (axis=1) to get one distance per training point",
+            one_number_per_row,
+        ),
+        Mistake(
+            "matches adding the norms of Y as a COLUMN: shape (M, 1) lines them up with the "
+            "test points; reshape them to (1, M)",
+            norms_as_columns,
+        ),
         Mistake(
             "matches |sum of the differences|: square each difference BEFORE summing, "
             "sqrt(sum((x - y)**2))",
@@ -434,6 +465,10 @@ def _knn_mistakes():
         nearest = np.argsort(dists, axis=1, kind="stable")[:, :k]
         return np.array([Counter(r.tolist()).most_common(1)[0][0] for r in y_train[nearest]])
 
+    def largest_label(dists, y_train, k=1):
+        nearest = np.argsort(dists, axis=1, kind="stable")[:, :k]
+        return y_train[nearest].max(axis=1)
+
     def k_ignored(dists, y_train, k=1):
         return knn_predict_reference(dists, y_train, 1)
 
@@ -446,6 +481,11 @@ def _knn_mistakes():
         return np.array([np.bincount(r).argmax() for r in y_train[nearest]])
 
     return (
+        Mistake(
+            "matches the LARGEST label among the k neighbours (np.max or votes[np.argmax("
+            "votes)]): count the votes per label, np.bincount(votes).argmax()",
+            largest_label,
+        ),
         Mistake(
             "matches using the single nearest neighbour whatever k is: vote among the first "
             "k columns of the sorted order",
@@ -523,6 +563,10 @@ def _softmax_max_not_kept(x):
     return e / e.sum(axis=1, keepdims=True)
 
 
+def _softmax_shift_in_numerator_only(x):
+    return np.exp(x - np.max(x, axis=1, keepdims=True)) / np.exp(x).sum(axis=1, keepdims=True)
+
+
 def _softmax_whole_batch(x):
     e = np.exp(x - np.max(x, axis=1, keepdims=True))
     return e / e.sum()
@@ -570,6 +614,12 @@ register(
                 "matches dividing by the row sums WITHOUT keepdims: an (N,) array lines up "
                 "with the columns of (N, C); use np.sum(..., axis=1, keepdims=True)",
                 _softmax_sum_not_kept,
+            ),
+            Mistake(
+                "matches shifting the numerator but not the denominator: subtract the same "
+                "row maximum inside both exponentials (compute exp(z - max) once and divide it "
+                "by its own row sum)",
+                _softmax_shift_in_numerator_only,
             ),
             Mistake(
                 "matches dividing by the sum over the WHOLE batch: each row must sum to 1, "
@@ -631,6 +681,13 @@ register(
             Mistake(
                 "matches summing exp over the WHOLE batch: give np.sum the axis (axis=1)",
                 lambda x: np.log(np.sum(np.exp(x - x.max(axis=1, keepdims=True)))) + x.max(axis=1),
+            ),
+            Mistake(
+                "matches adding back the FIRST row's maximum to every row: add each row's own "
+                "maximum, m[:, 0] (or keepdims and then squeeze)",
+                lambda x: (
+                    np.log(np.sum(np.exp(x - x.max(axis=1, keepdims=True)), axis=1)) + x[0].max()
+                ),
             ),
             Mistake(
                 "matches shifting by ONE maximum for the whole batch: rows far below it "

@@ -117,6 +117,18 @@ def _fixed_step(f, x, h=1e-5):
     return gradcheck.numerical_gradient(f, x, 1e-5)
 
 
+def _restored_before_f_minus(f, x, h=1e-5):
+    """``f_minus`` evaluated after x was put back: half the forward difference."""
+    grad = np.zeros_like(x)
+    for idx in np.ndindex(x.shape):
+        saved = x[idx]
+        x[idx] = saved + h
+        f_plus = f(x)
+        x[idx] = saved
+        grad[idx] = (f_plus - f(x)) / (2 * h)
+    return grad
+
+
 def _divided_by_2_times_h(f, x, h=1e-5):
     """``(f_plus - f_minus) / 2 * h``: the precedence slip that multiplies by h / 2."""
     return gradcheck.numerical_gradient(f, x, h) * (2 * h) * h / 2
@@ -159,6 +171,11 @@ register(
                 _whole_rows,
             ),
             Mistake("matches a step of 1e-5 whatever h is: use the argument h", _fixed_step),
+            Mistake(
+                "matches evaluating f(x - h) after x was already put back: set x[idx] = saved "
+                "- h, evaluate, and only then restore saved",
+                _restored_before_f_minus,
+            ),
             Mistake(
                 "matches (f_plus - f_minus) / 2 * h, which MULTIPLIES by h / 2 (Python reads it "
                 "left to right): write / (2 * h)",
@@ -249,6 +266,10 @@ register(
                 _output_not_copied,
             ),
             Mistake(
+                "is twice the gradient: the centered difference divides by 2h, not h",
+                lambda f, x, dout, h=1e-5: 2.0 * gradcheck.numerical_gradient_array(f, x, dout, h),
+            ),
+            Mistake(
                 "matches / 2 * h, which MULTIPLIES by h / 2 (Python reads it left to right): "
                 "write / (2 * h)",
                 lambda f, x, dout, h=1e-5: (
@@ -308,6 +329,10 @@ register(
             Mistake(
                 "NaN where x and y are both 0: 0 / 0. Floor the denominator: max(1e-8, |x| + |y|)",
                 lambda x, y: np.max(np.abs(x - y) / (np.abs(x) + np.abs(y))),
+            ),
+            Mistake(
+                "matches the largest SIGNED difference: take |x - y| before the maximum",
+                lambda x, y: np.max((x - y) / np.maximum(1e-8, np.abs(x) + np.abs(y))),
             ),
             Mistake(
                 "matches dividing by max(|x|, |y|): the denominator is the SUM |x| + |y| "
@@ -418,6 +443,11 @@ def _affine_backward_dw_transposed(dout, cache):
     return dx, dw.T, db
 
 
+def _affine_backward_db_per_example(dout, cache):
+    dx, dw, _ = layers.affine_backward(dout, cache)
+    return dx, dw, dout.sum(axis=1)
+
+
 def _affine_backward_means(dout, cache):
     dx, dw, db = layers.affine_backward(dout, cache)
     n = dout.shape[0]
@@ -451,6 +481,11 @@ register(
             Mistake(
                 "dw has the transposed shape (M, D): dw = x.T @ dout has the shape of w",
                 (layers.affine_forward, _affine_backward_dw_transposed),
+            ),
+            Mistake(
+                "db has one entry per EXAMPLE (summed over axis=1): b has one entry per output "
+                "unit, so sum dout over the batch, axis=0",
+                (layers.affine_forward, _affine_backward_db_per_example),
             ),
             Mistake(
                 "dw and db are the MEANS over the batch: each example adds to the gradient, so "
@@ -528,6 +563,10 @@ def _sigmoid_missing_factor(dout, cache):
     return dout * cache
 
 
+def _sigmoid_of_minus_x(x):
+    return activations.sigmoid_forward(-x)
+
+
 def _sigmoid_of_input(x):
     s, _ = activations.sigmoid_forward(x)
     return s, x
@@ -553,6 +592,10 @@ register(
             Mistake(
                 "dx matches dout * (1 - s): the derivative of the sigmoid is s * (1 - s)",
                 (activations.sigmoid_forward, lambda dout, s: dout * (1 - s)),
+            ),
+            Mistake(
+                "the output is sigmoid(-x) = 1 / (1 + exp(x)): the sigmoid is 1 / (1 + exp(-x))",
+                (_sigmoid_of_minus_x, activations.sigmoid_backward),
             ),
             Mistake(
                 "dx is s * (1 - s) without dout: multiply the local derivative by the "
@@ -656,6 +699,14 @@ def _loss_not_averaged(scores, y):
     return loss * len(y), dscores
 
 
+def _minus_one_after_division(scores, y):
+    loss, dscores = losses.softmax_loss(scores, y)
+    n = len(y)
+    dscores = dscores.copy()
+    dscores[np.arange(n), y] += 1.0 / n - 1.0
+    return loss, dscores
+
+
 def _minus_one_in_columns(scores, y):
     loss, _ = losses.softmax_loss(scores, y)
     shifted = scores - scores.max(axis=1, keepdims=True)
@@ -705,6 +756,11 @@ register(
                 "the gradient is right but the loss is N times too large: average the loss "
                 "over the batch (mean, not sum)",
                 _loss_not_averaged,
+            ),
+            Mistake(
+                "matches dividing by N BEFORE subtracting 1 at the correct class: the gradient "
+                "is (softmax - one_hot(y)) / N, divide after subtracting",
+                _minus_one_after_division,
             ),
             Mistake(
                 "matches dscores[:, y] -= 1, which subtracts 1 in EVERY row at every label of "
@@ -799,6 +855,13 @@ def _identity_relu_backward(X, y, params, reg=0.0):
     return loss, {"W1": dW1 + reg * W1, "b1": db1, "W2": dW2 + reg * W2, "b2": db2}
 
 
+def _reg_not_squared(X, y, params, reg=0.0):
+    loss, grads = two_layer_loss_reference(X, y, params, reg)
+    W1, W2 = params["W1"], params["W2"]
+    loss = loss - 0.5 * reg * (np.sum(W1 * W1) + np.sum(W2 * W2))
+    return loss + 0.5 * reg * (np.sum(W1) + np.sum(W2)), grads
+
+
 def _reg_gradient_doubled(X, y, params, reg=0.0):
     loss, grads = two_layer_loss_reference(X, y, params, reg)
     grads = dict(grads)
@@ -836,6 +899,11 @@ register(
                 "dW1 and db1 match backpropagating through the ReLU as if it were the identity: "
                 "multiply by the ReLU's gradient (relu_backward) before the first layer",
                 _identity_relu_backward,
+            ),
+            Mistake(
+                "the loss adds 0.5 * reg * sum(W), not of W**2: the L2 penalty squares the "
+                "weights, 0.5 * reg * (sum(W1**2) + sum(W2**2))",
+                _reg_not_squared,
             ),
             Mistake(
                 "the weight gradients have 2 * reg * W: the gradient of 0.5 * reg * |W|^2 is "
@@ -885,6 +953,11 @@ def _dbeta_mean(dout, cache):
     return dx, dgamma, dbeta / dout.shape[0]
 
 
+def _dbeta_over_features(dout, cache):
+    dx, dgamma, _ = scale_shift_backward(dout, cache)
+    return dx, dgamma, np.sum(dout, axis=1)
+
+
 def _dgamma_over_features(dout, cache):
     x, gamma, _ = cache
     return dout * gamma, np.sum(dout * x, axis=1), np.sum(dout, axis=0)
@@ -908,6 +981,11 @@ register(
                 "dbeta matches the MEAN of dout over the batch: beta is added to every row, so "
                 "its gradient is the SUM over rows (and dbeta was not the planted bug)",
                 (scale_shift_forward, _dbeta_mean),
+            ),
+            Mistake(
+                "dbeta matches summing over the FEATURES (axis=1): beta has one entry per "
+                "feature, sum over the batch (axis=0)",
+                (scale_shift_forward, _dbeta_over_features),
             ),
             Mistake(
                 "dgamma matches summing over the FEATURES (axis=1): gamma has one entry per "

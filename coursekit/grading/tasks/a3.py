@@ -255,6 +255,16 @@ def _nesterov_ignored(param, grad, state, *, lr, momentum=0.9, weight_decay=0.0,
     return sgd(param, grad, state, lr=lr, momentum=momentum, weight_decay=weight_decay)
 
 
+def _nesterov_terms_swapped(
+    param, grad, state, *, lr, momentum=0.9, weight_decay=0.0, nesterov=False
+):
+    g = grad + weight_decay * param
+    buf = state.get("momentum_buffer")
+    buf = g.copy() if buf is None else momentum * buf + g
+    d = buf + momentum * g if nesterov else buf
+    return param - lr * d, {"momentum_buffer": buf}
+
+
 def _nesterov_always(param, grad, state, *, lr, momentum=0.9, weight_decay=0.0, nesterov=False):
     return sgd(
         param, grad, state, lr=lr, momentum=momentum, weight_decay=weight_decay, nesterov=True
@@ -355,6 +365,12 @@ def _adagrad_abs(param, grad, state, *, lr=1e-2, weight_decay=0.0, eps=1e-10):
     return param - lr * g / (np.sqrt(total) + eps), {"sum": total}
 
 
+def _rmsprop_abs(param, grad, state, *, lr=1e-2, alpha=0.99, eps=1e-8, weight_decay=0.0):
+    g = grad + weight_decay * param
+    v = alpha * state.get("square_avg", 0.0) + (1 - alpha) * np.abs(g)
+    return param - lr * g / (np.sqrt(v) + eps), {"square_avg": v}
+
+
 def _rmsprop_eps_inside(param, grad, state, *, lr=1e-2, alpha=0.99, eps=1e-8, weight_decay=0.0):
     g = grad + weight_decay * param
     v = alpha * state.get("square_avg", 0.0) + (1 - alpha) * g * g
@@ -392,6 +408,7 @@ def _adam_variant(
     v_without_1_minus_beta2=False,
     no_sqrt=False,
     store_corrected=False,
+    no_power=False,
 ):
     def rule(param, grad, state, *, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0):
         b1, b2 = betas[::-1] if swap_betas else betas
@@ -404,8 +421,8 @@ def _adam_variant(
             g = grad + weight_decay * param
         m = b1 * state.get("exp_avg", 0.0) + (1 - b1) * g
         v = b2 * state.get("exp_avg_sq", 0.0) + (1.0 if v_without_1_minus_beta2 else 1 - b2) * g * g
-        m_hat = m / (1 - b1 ** (t + shift)) if correct_m else m
-        v_hat = v / (1 - b2 ** (t + shift)) if correct_v else v
+        m_hat = m / (1 - b1 ** (1 if no_power else t + shift)) if correct_m else m
+        v_hat = v / (1 - b2 ** (1 if no_power else t + shift)) if correct_v else v
         if no_sqrt:
             denom = v_hat + eps
         else:
@@ -428,6 +445,12 @@ def _adamw_decay_without_lr(
 ):
     p, new_state = adam(param, grad, state, lr=lr, betas=betas, eps=eps)
     return p - weight_decay * param, new_state
+
+
+def _adamw_subtracts_constant(
+    param, grad, state, *, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=1e-2
+):
+    return adam(param - lr * weight_decay, grad, state, lr=lr, betas=betas, eps=eps)
 
 
 def _adamw_decay_twice(
@@ -493,6 +516,11 @@ _ADAM_COMMON_MISTAKES = (
         _adam_variant(fixed_eps=1e-8),
     ),
     Mistake(
+        "matches a bias correction without the power t, m / (1 − β1) and v / (1 − β2): "
+        "divide by (1 − β1^t) and (1 − β2^t), t the number of this step.",
+        _adam_variant(no_power=True),
+    ),
+    Mistake(
         "matches v = β2·v + g² without the factor (1 − β2) on the new squared gradient.",
         _adam_variant(v_without_1_minus_beta2=True),
     ),
@@ -541,6 +569,11 @@ register(
                 "matches plain momentum: with nesterov=True the step uses g + μ·b (the "
                 "gradient plus the *new* buffer scaled by μ), not b.",
                 _nesterov_ignored,
+            ),
+            Mistake(
+                "matches stepping along b + μ·g: Nesterov's step is g + μ·b (the gradient plus "
+                "μ times the new buffer).",
+                _nesterov_terms_swapped,
             ),
             Mistake(
                 "matches a Nesterov step with the buffer from BEFORE this step: update the "
@@ -623,6 +656,11 @@ register(
                 _rmsprop_decay_ignored,
             ),
             Mistake(
+                "matches averaging |g| instead of g**2: RMSProp keeps a running average of "
+                "SQUARED gradients and divides by its square root.",
+                _rmsprop_abs,
+            ),
+            Mistake(
                 "eps was added inside the square root: use sqrt(square_avg) + eps.",
                 _rmsprop_eps_inside,
             ),
@@ -673,6 +711,11 @@ register(
                 "the decay was applied after the Adam step: PyTorch shrinks the parameter "
                 "first, then takes the Adam step.",
                 _adamw_decay_after_step,
+            ),
+            Mistake(
+                "matches subtracting lr * weight_decay from every weight: the decay is "
+                "proportional to the weight, param * (1 - lr * weight_decay).",
+                _adamw_subtracts_constant,
             ),
             Mistake(
                 "the weights are decayed twice: shrinking by (1 - lr * weight_decay) AND adding "
@@ -809,6 +852,13 @@ register(
             Mistake(
                 "the curve ignores eta_min: it runs from base_lr down to eta_min.",
                 _cosine_ignores_eta_min,
+            ),
+            Mistake(
+                "matches the cosine without the + 1: (1 + cos(pi * step / T_max)) / 2 runs from "
+                "1 to 0; cos alone runs from 1 to -1.",
+                lambda step, base_lr, T_max, eta_min=0.0: (
+                    eta_min + 0.5 * (base_lr - eta_min) * math.cos(math.pi * step / T_max)
+                ),
             ),
             Mistake(
                 "the curve rises from eta_min to base_lr: it falls, eta_min + (base_lr - eta_min) "
