@@ -45,8 +45,8 @@ from coursekit.instructor.deadlines import (
     METADATA_NAME,
     CoursekitDeadlines,
     Deadlines,
-    _zone,
     parse_time,
+    zone_named,
 )
 from coursekit.instructor.roster import STUDENT_ID, Roster, course_roster, fold, slug
 
@@ -534,9 +534,9 @@ class Identities:
         return att.who
 
     def _derive(self, att: Attempt) -> str:
-        for candidate in (att.lms_id if att.lms in ("blackboard", "gradescope") else "",):
-            if candidate and _STUDENT.match(candidate):
-                return candidate
+        # Blackboard user names and Gradescope SIDs are the institution's own ids.
+        if att.lms in ("blackboard", "gradescope") and _STUDENT.match(att.lms_id or ""):
+            return att.lms_id
         if att.email:
             local = slug(att.email.partition("@")[0])
             if local:
@@ -646,7 +646,7 @@ def collect(
         outcome.notes.append(
             f"students matched with the roster {the_roster.path} ({len(the_roster)} students)"
         )
-    zone = _zone(CoursekitDeadlines(config=course.config).timezone)
+    zone = zone_named(CoursekitDeadlines(config=course.config).timezone)
     signatures = assignment_signatures(course)
     identities = Identities(course, the_roster)
     with tempfile.TemporaryDirectory(prefix="coursekit-collect-") as tmp:

@@ -67,7 +67,8 @@ class CoursekitDeadlines(Configurable):
     grace_minutes = Float(0.0, help="minutes after the deadline that do not count").tag(config=True)
 
 
-def _zone(name: str) -> tzinfo:
+def zone_named(name: str) -> tzinfo:
+    """The time zone ``name`` (IANA), or this machine's when empty."""
     if not name:
         return datetime.now().astimezone().tzinfo
     from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -127,7 +128,7 @@ class Deadlines:
 
     def __init__(self, settings: CoursekitDeadlines, gradebook_duedates: dict | None = None):
         self.settings = settings
-        self.zone = _zone(settings.timezone)
+        self.zone = zone_named(settings.timezone)
         self._gradebook = gradebook_duedates or {}
 
     @classmethod
@@ -151,7 +152,7 @@ class Deadlines:
         base = self.settings.duedates.get(assignment)
         due = parse_time(base, self.zone) if base else self._gradebook.get(assignment)
         extension = (self.settings.extensions.get(assignment) or {}).get(student)
-        if extension is None or due is None and isinstance(extension, (int, float)):
+        if extension is None or (due is None and isinstance(extension, (int, float))):
             return due
         if isinstance(extension, (int, float)):
             return due + timedelta(days=float(extension))
@@ -231,7 +232,7 @@ def read_submission_info(course: Course, assignment: str, student: str) -> dict:
             info.update(json.loads(meta.read_text("utf-8")))
         except (ValueError, OSError):
             pass
-    zone = _zone(CoursekitDeadlines(config=course.config).timezone)
+    zone = zone_named(CoursekitDeadlines(config=course.config).timezone)
     stamp = directory / "timestamp.txt"
     text = info.get("submitted_at")
     if stamp.is_file():
