@@ -243,7 +243,7 @@ except OSError as exc:
     "read-anything": """
 import os, sys, coursekit
 _mine = (os.getcwd(), os.environ.get("HOME", "/nonexistent"), sys.prefix, sys.base_prefix,
-         os.path.dirname(coursekit.__file__))
+         os.path.dirname(coursekit.__file__), "/tmp/sandbox/run")
 print("SEEN", os.path.join(os.getcwd(), "{notebook}"))
 for _top in ("{course}", "/root", "/home", "/work", "/tmp", "/var/tmp", "/srv", "/mnt"):
     for _dir, _subdirs, _files in os.walk(_top):
@@ -346,8 +346,9 @@ RUNNER_ATTACKS = {
     "def {fn}({params}):\n    _key = repr(np.round(np.asarray({first}), 6).tolist())\n"
     "    return np.array(_TABLE[_key]) if _key in _TABLE else _wrong({params})\n",
     # Forged answers written to every descriptor while the definitions are set up.
-    "forged-channel": "import os, struct, json, threading, time\n\n"
+    "forged-channel": "import os, struct, json, threading, time, sys\n\n"
     "class _Forge:\n"
+    "    _here = 'ipykernel' not in sys.modules  # only where the hidden cases run\n"
     "    def _spam():\n"
     "        for _ in range(200):\n"
     "            for _fd in range(1, 40):\n"
@@ -356,7 +357,8 @@ RUNNER_ATTACKS = {
     "                try:\n                    os.write(_fd, struct.pack('>Q', len(_body)) + _body)\n"
     "                except OSError:\n                    pass\n"
     "            time.sleep(0.01)\n"
-    "    threading.Thread(target=_spam, daemon=True).start()\n",
+    "    if _here:\n"
+    "        threading.Thread(target=_spam, daemon=True).start()\n",
     "patches-the-runner": "class _Patch:\n"
     "    import coursekit.grading.core as _c\n"
     "    _c.to_plain = lambda value: np.zeros(1)\n"
