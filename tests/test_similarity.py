@@ -372,3 +372,17 @@ def test_documents_read_in_parallel_are_the_ones_read_in_one_process(class_run):
     two = sim.read_documents(jobs, release, workers=2)
     assert [(d.owner, d.text, d.tokens) for d in one] == [(d.owner, d.text, d.tokens) for d in two]
     assert len({d.tokens for d in one}) > len(one) // 2
+
+
+def test_a_group_copying_in_a_small_class_is_not_taken_for_an_idiom(tmp_path, capsys):
+    root = make_course(tmp_path / "course")
+    rng = np.random.default_rng(21)
+    answers = {f"s{k}": synth.independent_answers(rng) for k in range(5)}
+    for k, kind in enumerate(("renamed", "comments", "loops")):
+        answers[f"copy{k}"] = synth.plant_copy(answers["s1"], kind, rng)
+    synth.write_class(root, synth.SynthesizedClass(answers, set(), {}))
+    out = tmp_path / "p.json"
+    assert run(capsys, "--course", root, "similarity", "a1", "--json", out)[0] == 0
+    flagged = {frozenset((p["a"], p["b"])) for p in json.loads(out.read_text()) if p["flagged"]}
+    group = ["s1", "copy0", "copy1", "copy2"]
+    assert all(frozenset((a, b)) in flagged for a in group for b in group if a < b)

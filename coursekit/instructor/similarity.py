@@ -21,7 +21,8 @@ Fingerprints
     copydetect's winnowing (:class:`copydetect.CodeFingerprint`, Schleimer, Wilkerson and
     Aiken, SIGMOD 2003) over the normalized tokens, one character per token, so a k-gram is
     ``k`` tokens. Fingerprints of the release, and fingerprints that a large part of the
-    class shares (the idioms everybody writes), are boilerplate: they count for nobody.
+    class shares (the idioms everybody writes: more than ``common`` of the students, and more
+    than five), are boilerplate: they count for nobody.
 
 Scores
     For a pair of students, :func:`copydetect.compare_files` gives the fraction of each
@@ -637,7 +638,8 @@ def compare(
         given = list(_fingerprint(release_doc, settings, None).hashes)
     plain = [_fingerprint(d, settings, None) for d in students]
     counts = Counter(h for fp in plain for h in fp.hashes)
-    limit = max(2, settings.common * len(students))
+    # never fewer than 5 students: in a small class a group who copied is not an idiom
+    limit = max(5, settings.common * len(students))
     common = [h for h, n in counts.items() if n > limit]
     boilerplate = np.unique(np.array(given + common, dtype=np.int64))
     fingerprints = [_fingerprint(d, settings, boilerplate) for d in documents]
