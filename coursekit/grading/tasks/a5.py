@@ -220,6 +220,11 @@ register(
                 "a normal distribution with mean 0, std * rng.standard_normal(shape).",
                 lambda fan_in, fan_out, *, std=0.01, rng: std * rng.random((fan_in, fan_out)),
             ),
+            Mistake(
+                "matches rng.normal(std, ...): its first argument is the MEAN (loc); pass the "
+                "spread as scale=std, or use std * rng.standard_normal(shape).",
+                lambda fan_in, fan_out, *, std=0.01, rng: rng.normal(std, size=(fan_in, fan_out)),
+            ),
         ),
         library_functions=("coursekit.init.normal",),
     )
@@ -304,6 +309,11 @@ register(
                 "the spread is 2 / fan_in, the VARIANCE: the std is its square root, "
                 "sqrt(2 / fan_in).",
                 _normal_with_std(lambda fi, fo: 2.0 / fi),
+            ),
+            Mistake(
+                "matches sqrt(2.0 / fan_in + fan_out): Python divides before it adds; write "
+                "sqrt(2.0 / fan_in).",
+                _normal_with_std(lambda fi, fo: math.sqrt(2.0 / fi + fo)),
             ),
         ),
         library_functions=("coursekit.init.kaiming_normal", "coursekit.init.kaiming_uniform"),
@@ -559,6 +569,10 @@ register(
                 "the gradient is sign(W) without the factor strength.",
                 _l1_gradient_without_strength,
             ),
+            Mistake(
+                "NaN where W == 0: W / |W| is 0/0 there; np.sign(W) gives the subgradient 0.",
+                lambda w, strength: (strength * np.sum(np.abs(w)), strength * w / np.abs(w)),
+            ),
         ),
         library_functions=("coursekit.regularization.l1_penalty",),
     )
@@ -596,6 +610,12 @@ def _max_norm_always_rescale(w, max_norm):
 
 def _max_norm_not_in_place(w, max_norm):
     return max_norm_(w.copy(), max_norm)
+
+
+def _max_norm_zeroes_short(w, max_norm):
+    norms = np.linalg.norm(w, axis=0, keepdims=True)
+    w *= np.where(norms > max_norm, max_norm / (norms + 1e-7), 0.0)
+    return w
 
 
 def _max_norm_to_unit(w, max_norm):
@@ -659,6 +679,11 @@ register(
                 "not norm / max_norm.",
                 _max_norm_inverted,
             ),
+            Mistake(
+                "columns whose norm was already below max_norm became 0: they must be left as "
+                "they are (factor 1).",
+                _max_norm_zeroes_short,
+            ),
         ),
         library_functions=("coursekit.regularization.max_norm_",),
     )
@@ -711,6 +736,14 @@ def _clip_value_not_in_place(grads, clip_value):
 def _clip_value_to_positive(grads, clip_value):
     for g in grads.values():
         np.clip(g, 0.0, clip_value, out=g)
+
+
+def _clip_norm_inverted_condition(grads, max_norm):
+    total = math.sqrt(sum(float(np.sum(g * g)) for g in grads.values()))
+    scale = max_norm / (total + 1e-6) if total < max_norm else 1.0
+    for g in grads.values():
+        g *= scale
+    return total
 
 
 def _clip_norm_squared(grads, max_norm):
@@ -816,6 +849,11 @@ register(
                 "sqrt(sum of g**2 over all arrays).",
                 _clip_norm_squared,
             ),
+            Mistake(
+                "gradients LONGER than max_norm were left alone (and shorter ones scaled up): "
+                "rescale only when the norm exceeds max_norm.",
+                _clip_norm_inverted_condition,
+            ),
         ),
         library_functions=("coursekit.clipping.clip_grad_norm_",),
     )
@@ -878,10 +916,21 @@ def _early_stopping_reference(patience=5, min_delta=0.0):
 class _StopperWith:
     """A reference stopper with one behaviour changed, for the diagnoses."""
 
-    def __init__(self, patience=5, min_delta=0.0, *, restore=True, ties=False, late=0, reset=True):
+    def __init__(
+        self,
+        patience=5,
+        min_delta=0.0,
+        *,
+        restore=True,
+        ties=False,
+        late=0,
+        reset=True,
+        save_always=False,
+    ):
         self.patience, self.min_delta = patience, min_delta
         self.best, self.bad, self.saved = -math.inf, 0, None
         self._restore, self._ties, self._late, self._reset = restore, ties, late, reset
+        self._save_always = save_always
 
     def step(self, metric, params):
         better = (
@@ -893,6 +942,8 @@ class _StopperWith:
             self.best, self.bad = metric, 0 if self._reset else self.bad
             self.saved = {k: v.copy() for k, v in params.items()}
             return False
+        if self._save_always:
+            self.saved = {k: v.copy() for k, v in params.items()}
         self.bad += 1
         return self.bad >= self.patience + self._late
 
@@ -941,6 +992,13 @@ register(
                 "the count of steps without improvement was not reset when the metric "
                 "improved: patience counts CONSECUTIVE steps without improvement.",
                 lambda patience=5, min_delta=0.0: _StopperWith(patience, min_delta, reset=False),
+            ),
+            Mistake(
+                "restore() brought back the LAST weights seen: save a copy only when the metric "
+                "improves, not at every step.",
+                lambda patience=5, min_delta=0.0: _StopperWith(
+                    patience, min_delta, save_always=True
+                ),
             ),
         ),
         library_functions=("coursekit.early_stopping.EarlyStopping",),
