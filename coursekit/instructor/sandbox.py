@@ -638,11 +638,16 @@ def runner_command(
             mounts.append(Mount(None, os.path.dirname(torch.origin), size=4096))
         home, cwd = HOME, HOME
     else:
-        # Without bubblewrap nothing can hide the references: the runner still runs the
-        # student's definitions only, as the sandbox user.
+        # Without bubblewrap the runtime goes first on the runner's path (the references
+        # stay readable on disk: the fallback's warning says so), as the sandbox user.
         home = cwd = tempfile.mkdtemp(prefix="runner-", dir=scratch_dir)
         os.chown(home, uid, uid)
         mounts = []
+        boot = (
+            "import sys; sys.path.insert(0, sys.argv[1]); "
+            "from coursekit.grading.runner import main; main()"
+        )
+        cmd = [python, "-I", "-c", boot, os.path.dirname(runtime)]
     env = sandbox_env({"HOME": home, "TMPDIR": home, "PYTHONDONTWRITEBYTECODE": "1"})
     argv = sandboxed_command(
         cmd,
