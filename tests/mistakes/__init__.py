@@ -6,4 +6,7 @@ answer cell's grade_id; ``old`` must occur exactly once in the reference answer 
 solution markers removed; ``tests`` names the autograded test cells that must lose points).
 ``tests/test_assignments.py`` grades every mutant with the real ``nbgrader autograde`` and
 requires a 100% kill rate; see ``tests/nbgrader_harness.py`` for the full format.
+``measure.py`` (this package) grades the same catalogue in-process in seconds, on several
+seeds, and measures how many kills a task's ``Mistake`` names; ``tests/test_mistake_catalogue.py``
+holds it to that.
 """
