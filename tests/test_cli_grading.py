@@ -51,15 +51,17 @@ BROKEN = {
     "broken-empty-file": ("ungradable", "empty notebook file"),
     "broken-renamed-notebook": ("ungradable", "f1 (1).ipynb"),
     "broken-no-notebook": ("ungradable", "no notebook found"),
-    "broken-stripped-metadata": ("graded", "test cells missing"),
+    "broken-stripped-metadata": ("graded", "put back in their release roles"),
     "broken-deleted-test-cell": ("graded", "test cells missing"),
     "broken-old-metadata": ("ungradable", "old or altered nbgrader metadata"),
     "broken-duplicated-test-cell": ("graded", "test_add appears again: graded as an ordinary cell"),
-    "broken-kernel-dies": ("ungradable", "kernel died"),
+    "broken-kernel-dies": ("graded", "the kernel died in cell add"),
     "broken-timeout": ("graded", "time limit"),
 }
 # plain `nbgrader autograde` stops the whole batch at these (SchemaTooOldError)
 ABORTS_PLAIN_NBGRADER = ["broken-old-metadata", "broken-duplicated-test-cell"]
+# coursekit puts the stripped cells back in their roles; plain nbgrader scores them 0
+RESTORED = ["broken-stripped-metadata"]
 
 
 def cli(*argv) -> int:
@@ -165,6 +167,16 @@ def check_every_student_has_a_recorded_score_and_reason(graded):
     assert results["broken-deleted-test-cell"].score == 3.0
     # A test cell pasted twice (JupyterLab copies metadata) costs nothing.
     assert results["broken-duplicated-test-cell"].score == 5.0
+    # Cells whose metadata was stripped are found again in the release: full marks.
+    assert results["broken-stripped-metadata"].score == 5.0
+    # Every result says where it was graded, and the same environment for all.
+    digests = {r.provenance["environment_digest"] for r in results.values()}
+    assert len(digests) == 1
+    for r in results.values():
+        env = r.provenance["environment"]
+        assert env["coursekit"]["digest"] == env["kernel_coursekit"]["digest"]
+        assert env["packages"]["nbgrader"] and env["limits"]["cell_timeout"] == 5
+        assert r.provenance["assignment_digest"]
     for student in CANARIES:
         autograded = [t for t in results[student].tests if t["autograded"]]
         assert autograded and all(t["passed"] for t in autograded), student
@@ -188,8 +200,9 @@ def check_scores_equal_plain_nbgrader_autograde(graded):
     ours, theirs = gradebook_state(course.root), gradebook_state(plain)
     ours_scores, plain_scores = scores(course.root), scores(plain)
     finished = {p.parent.name for p in (plain / "autograded").glob("*/f1")}
-    assert finished >= set(CANARIES) | {"blank-1", "broken-timeout", "broken-stripped-metadata"}
-    for student in plain_scores:
+    assert finished >= set(CANARIES) | {"blank-1", "broken-timeout"}
+    finished -= set(RESTORED)
+    for student in set(plain_scores) - set(RESTORED):
         assert ours_scores[student] == plain_scores[student], student
         if student in finished:
             mine = {k: v for k, v in ours.items() if k[0] == student}
@@ -209,6 +222,7 @@ def check_rerun_grades_nothing_and_changes_nothing(graded, capsys):
     assert cli("--course", course.root, "grade", "f1", "--quiet") == 0
     out = capsys.readouterr().out
     assert f"graded 0, already graded {len(klass)}" in out
+    assert "preflight" not in out  # nothing to grade, nothing to check
     assert gradebook_state(course.root) == before
 
 
@@ -235,6 +249,73 @@ def check_feedback_pages_hold_no_hidden_test_source(graded):
     assert "not valid JSON" in broken.read_text("utf-8")
 
 
+def page_text(course: Course, student: str) -> str:
+    page = course.directory("feedback") / student / "f1" / "f1.html"
+    return html.unescape(re.sub(r"<[^>]+>", " ", page.read_text("utf-8")))
+
+
+def page_statuses(course: Course, student: str) -> dict:
+    page = (course.directory("feedback") / student / "f1" / "f1.html").read_text("utf-8")
+    return dict(re.findall(r"<tr><td>([\w-]+)</td>.*?data-status='(\w+)'", page))
+
+
+def check_feedback_statuses_are_honest(graded):
+    """Each status says what happened: nobody waits for a TA for an autograded test."""
+    course, _, klass = graded
+    for student in klass:
+        text = page_text(course, student)
+        assert ".coursekit" not in text and "/scratch/" not in text, student
+        got = page_statuses(course, student)
+        assert got.get("test_add") != "manual" and got.get("test_scale") != "manual", student
+    assert page_statuses(course, "correct-1") == {
+        "test_add": "passed",
+        "test_scale": "passed",
+        "why_float_answer": "graded",  # left unanswered: nbgrader gives it 0 itself
+    }
+    assert page_statuses(course, "broken-stripped-metadata")["test_add"] == "passed"
+    # the student's own error, quoted with the line of their code
+    assert page_statuses(course, "blank-1")["test_add"] == "error"
+    blank = page_text(course, "blank-1")
+    assert "NotImplementedError" in blank
+    # wrong values
+    assert page_statuses(course, "mistake-subtracts")["test_add"] == "failed"
+    # ungradable: the reason, no manual grading promised
+    assert set(page_statuses(course, "broken-malformed-json").values()) == {"ungradable"}
+    assert "could not be graded" in page_text(course, "broken-malformed-json")
+    assert page_statuses(course, "broken-kernel-dies")["test_add"] == "not_run"
+    assert "the kernel died in cell add" in page_text(course, "broken-kernel-dies")
+    # a deleted test cell is not run; an answer that ran out of time says so
+    assert page_statuses(course, "broken-deleted-test-cell")["test_add"] == "not_run"
+    assert page_statuses(course, "broken-timeout")["test_add"] == "timeout"
+    assert "time limit" in page_text(course, "broken-timeout")
+
+
+def check_ta_grades_reach_feedback_and_survive_force(graded, capsys):
+    """A TA's score and comments (formgrader) show on the page; --force keeps them."""
+    from nbgrader.api import Gradebook
+
+    course, _, _ = graded
+    with Gradebook(course.db_url) as gb:
+        grade = gb.find_grade("why_float_answer", "f1", "f1", "correct-1")
+        grade.manual_score = 1.0
+        grade.needs_manual_grade = False
+        gb.find_comment(
+            "why_float_answer", "f1", "f1", "correct-1"
+        ).manual_comment = "Right: integer arrays stay integer."
+        gb.find_comment("add", "f1", "f1", "correct-1").manual_comment = "Clean and short."
+        gb.db.commit()
+    assert cli("--course", course.root, "grade", "f1", "--force", "--student", "correct-1") == 0
+    assert "graded 1, already graded 0" in capsys.readouterr().out
+    with Gradebook(course.db_url) as gb:
+        grade = gb.find_grade("why_float_answer", "f1", "f1", "correct-1")
+        assert grade.manual_score == 1.0 and not grade.needs_manual_grade
+    assert cli("--course", course.root, "feedback", "f1", "--student", "correct-1") == 0
+    text = page_text(course, "correct-1")
+    assert "Right: integer arrays stay integer." in text and "Clean and short." in text
+    assert page_statuses(course, "correct-1")["why_float_answer"] == "graded"
+    assert "6 / 6" in text
+
+
 def check_export_csv_matches_nbgrader_export(graded, tmp_path):
     course, _, klass = graded
     ours = tmp_path / "ours.csv"
@@ -256,7 +337,10 @@ def check_export_csv_matches_nbgrader_export(graded, tmp_path):
     assert cells["test_add"]["passed"] is False and cells["test_add"]["points"] == 0.0
     assert cells["test_scale"]["passed"] is True and cells["test_scale"]["points"] == 3.0
     assert "should be 3" in cells["test_add"]["message"]
-    assert data["broken-kernel-dies"]["status"] == "ungradable"
+    assert data["broken-malformed-json"]["status"] == "ungradable"
+    # the kernel died in the answer cell of add: the cells after it did not run
+    dead = {t["cell"]: t["status"] for t in data["broken-kernel-dies"]["tests"]}
+    assert dead["test_add"] == dead["test_scale"] == "not_run"
 
 
 def check_report_item_analysis(graded, capsys):
@@ -271,13 +355,13 @@ def check_report_item_analysis(graded, capsys):
     items = {i["cell"]: i for i in data["items"]}
     graded_count = len(klass) - len(ungradable)
     assert items["test_add"]["submissions"] == graded_count
-    # test_add passes for the canaries, the duplicated-cell copy of correct-1 and the scale
-    # mistake only
-    assert items["test_add"]["passed"] == len(CANARIES) + 1 + 1
+    # test_add passes for the canaries, the duplicated-cell copy of correct-1, the copy
+    # whose metadata was stripped and the scale mistake only
+    assert items["test_add"]["passed"] == len(CANARIES) + 1 + 1 + 1
     # test_scale also for the add mistake and the notebook whose add test was deleted
-    assert items["test_scale"]["passed"] == len(CANARIES) + 1 + 1 + 2
+    assert items["test_scale"]["passed"] == len(CANARIES) + 1 + 1 + 2 + 1
     messages = dict(items["test_add"]["failures"])
-    assert messages["NotImplementedError:"] == 2  # the two blank notebooks
+    assert messages["public test failed: NotImplementedError:"] == 2  # the two blank notebooks
     assert "broken-kernel-dies: the kernel died" in out
 
 
@@ -391,9 +475,11 @@ def test_synthesized_class_end_to_end(tmp_path, capsys):
     check_scores_equal_plain_nbgrader_autograde(graded)
     check_rerun_grades_nothing_and_changes_nothing(graded, capsys)
     check_feedback_pages_hold_no_hidden_test_source(graded)
+    check_feedback_statuses_are_honest(graded)
     check_export_csv_matches_nbgrader_export(graded, tmp_path)
     check_report_item_analysis(graded, capsys)
     check_changed_submission_is_graded_again(graded, capsys)
+    check_ta_grades_reach_feedback_and_survive_force(graded, capsys)
 
 
 def test_interrupted_runs_and_dask_reach_the_uninterrupted_gradebook(tmp_path, capsys):

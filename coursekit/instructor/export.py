@@ -3,13 +3,16 @@
 The CSV is written by nbgrader's own ``CsvExportPlugin``, so its columns and values are
 those of ``nbgrader export`` (one row per student and assignment, zeros for students who
 did not submit). The JSON beside it (same name, ``.json``) holds, for every assignment and
-student with a submission, each graded cell's points from the gradebook and, for cells
-coursekit graded, whether the cell passed and the failure message, plus the reason a
-submission could not be graded::
+student with a submission, each graded cell's points from the gradebook, its status
+(:func:`coursekit.instructor.statuses.test_status`: ``passed``, ``failed``, ``error``,
+``not_run``, ``timeout``, ``integrity``, ``ungradable``, ``manual``, ``graded``) with its
+message, a TA's comment, whether it passed, plus the reason a submission could not be
+graded and the environment it was graded in::
 
     {"assignments": {"a1": {"alice": {"score": 7.0, "max_score": 10.0, "status": "graded",
-     "reason": null, "tests": [{"notebook": "a1", "cell": "test_softmax", "points": 2.0,
-     "max_points": 2.0, "needs_manual_grade": false, "passed": true, "message": null}]}}}}
+     "reason": null, "environment": "3f2a...", "tests": [{"notebook": "a1",
+     "cell": "test_softmax", "points": 2.0, "max_points": 2.0, "needs_manual_grade": false,
+     "status": "passed", "passed": true, "message": null, "comment": null}]}}}}
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from coursekit.instructor import statuses
 from coursekit.instructor.batch import journal_for
 from coursekit.instructor.course import Course
 from coursekit.instructor.journal import write_atomic
@@ -40,8 +44,19 @@ def per_test_results(course: Course, assignments: list[str]) -> dict:
                     messages = {(t["notebook"], t["cell"]): t for t in result.tests}
                 tests = []
                 for nb in sorted(submission.notebooks, key=lambda n: n.name):
+                    comments = {c.name: c.manual_comment for c in nb.comments}
                     for grade in sorted(nb.grades, key=lambda g: g.name):
-                        info = messages.get((nb.name, grade.name), {})
+                        info = messages.get((nb.name, grade.name))
+                        status, message = statuses.test_status(
+                            info,
+                            result_status=result.status if result else None,
+                            reason=result.reason if result else None,
+                            autograded=None if info else grade.cell.cell_type == "code",
+                            needs_manual_grade=bool(grade.needs_manual_grade),
+                            manual_score=grade.manual_score,
+                            score=float(grade.score),
+                            max_score=float(grade.max_score),
+                        )
                         tests.append(
                             {
                                 "notebook": nb.name,
@@ -49,15 +64,20 @@ def per_test_results(course: Course, assignments: list[str]) -> dict:
                                 "points": float(grade.score),
                                 "max_points": float(grade.max_score),
                                 "needs_manual_grade": bool(grade.needs_manual_grade),
-                                "passed": info.get("passed"),
-                                "message": info.get("message"),
+                                "status": status,
+                                "passed": (info or {}).get("passed"),
+                                "message": message,
+                                "comment": comments.get(grade.name),
                             }
                         )
                 students[submission.student.id] = {
                     "score": float(submission.score),
                     "max_score": float(submission.max_score),
                     "status": result.status if result else None,
-                    "reason": result.reason if result else None,
+                    "reason": statuses.sanitize(result.reason) if result else None,
+                    "environment": (result.provenance or {}).get("environment_digest")
+                    if result
+                    else None,
                     "tests": tests,
                 }
     return out

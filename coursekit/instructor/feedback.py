@@ -10,9 +10,13 @@ every page is built from the autograded notebook after :func:`redact_notebook`:
   prints the failing source lines, which may be hidden-test lines);
 * any remaining text of an output that repeats a line of a hidden test is masked.
 
-The page starts with the student's scores per test cell (from the gradebook, so manual
-grades show) and the failure messages; pages are written where nbgrader puts feedback,
-``feedback/<student>/<assignment>/<notebook>.html``.
+The page starts with the student's scores per graded cell (from the gradebook, so manual
+grades show), each cell's status in words (:mod:`coursekit.instructor.statuses`: passed,
+failed and what differs, the student's own error with the line of their code, not run and
+why, could not be graded and why, awaiting manual grading only for cells graded by hand,
+integrity problem with its evidence), and the comments a TA entered in the gradebook
+(formgrader). No path of the grader's scratch space appears. Pages are written where
+nbgrader puts feedback, ``feedback/<student>/<assignment>/<notebook>.html``.
 """
 
 from __future__ import annotations
@@ -25,9 +29,9 @@ from pathlib import Path
 
 import nbformat
 
+from coursekit.instructor import statuses
 from coursekit.instructor.batch import journal_for
 from coursekit.instructor.course import Course, CourseError
-from coursekit.instructor.grade import failure_messages
 
 BEGIN_HIDDEN = "BEGIN HIDDEN TESTS"
 END_HIDDEN = "END HIDDEN TESTS"
@@ -93,17 +97,17 @@ def redact_notebook(nb, secrets: list[str] = ()):
         cell.source = _mask(strip_hidden(cell.get("source", "")), secrets)
         for out in cell.get("outputs", []):
             if out.get("output_type") == "error":
-                out["evalue"] = _mask(str(out.get("evalue", "")), secrets)
+                out["evalue"] = statuses.sanitize(_mask(str(out.get("evalue", "")), secrets))
                 out["traceback"] = [f"{out.get('ename', 'Error')}: {out['evalue']}"]
             elif out.get("output_type") == "stream":
-                out["text"] = _mask(str(out.get("text", "")), secrets)
+                out["text"] = statuses.sanitize(_mask(str(out.get("text", "")), secrets))
             else:
                 data = out.get("data", {})
                 for mime in list(data):
                     if mime.startswith("text/") or mime == "application/json":
                         value = data[mime]
                         text = "".join(value) if isinstance(value, list) else str(value)
-                        data[mime] = _mask(text, secrets)
+                        data[mime] = statuses.sanitize(_mask(text, secrets))
     return nb
 
 
@@ -117,8 +121,13 @@ def source_secrets(course: Course, assignment: str) -> list[str]:
     return secrets
 
 
-def _scores(course: Course, assignment: str, student: str) -> dict:
-    """``{notebook: [(cell, score, max_score, needs_manual_grade, is_test)]}`` (gradebook)."""
+def gradebook_cells(course: Course, assignment: str, student: str) -> dict:
+    """``{notebook: [cell dict]}`` of a submission, from the gradebook.
+
+    One dict per graded cell (``cell``, ``score``, ``max_score``, ``needs_manual_grade``,
+    ``manual_score``, ``is_test``, ``comment``: the TA's comment) and per other cell a TA
+    commented on (``score`` ``None``).
+    """
     from nbgrader.api import Gradebook, MissingEntry
 
     out = {}
@@ -128,17 +137,31 @@ def _scores(course: Course, assignment: str, student: str) -> dict:
         except MissingEntry:
             return {}
         for nb in submission.notebooks:
-            out[nb.name] = sorted(
-                (
-                    g.name,
-                    float(g.score),
-                    float(g.max_score),
-                    bool(g.needs_manual_grade),
-                    g.cell.cell_type == "code",
-                )
-                for g in nb.grades
-            )
+            comments = {c.name: c.manual_comment for c in nb.comments if c.manual_comment}
+            rows = [
+                {
+                    "cell": g.name,
+                    "score": float(g.score),
+                    "max_score": float(g.max_score),
+                    "needs_manual_grade": bool(g.needs_manual_grade),
+                    "manual_score": None if g.manual_score is None else float(g.manual_score),
+                    "is_test": g.cell.cell_type == "code" and not _is_solution(g),
+                    "comment": comments.pop(g.name, None),
+                }
+                for g in sorted(nb.grades, key=lambda g: g.name)
+            ]
+            rows += [
+                {"cell": name, "score": None, "max_score": None, "comment": text}
+                for name, text in sorted(comments.items())
+            ]
+            out[nb.name] = rows
     return out
+
+
+def _is_solution(grade) -> bool:
+    """Whether a grade belongs to an answer cell graded by hand (a written answer)."""
+    names = {c.name for c in grade.notebook.notebook.solution_cells}
+    return grade.name in names
 
 
 _CSS = """
@@ -149,29 +172,58 @@ _CSS = """
 .ck-summary td,.ck-summary th{border-bottom:1px solid #ddd;padding:.3em .5em;text-align:left;
  vertical-align:top}
 .ck-summary pre{white-space:pre-wrap;margin:0}
-.ck-fail{color:#a00}.ck-pass{color:#070}.ck-reason{color:#a00;font-weight:bold}
+.ck-fail{color:#a00}.ck-pass{color:#070}.ck-wait{color:#850}.ck-reason{color:#a00;font-weight:bold}
+.ck-comment{margin:.3em 0 0 0}
 </style>
 """
 
 
-def summary_html(student, assignment, notebook, scores, messages, reason) -> str:
-    total = sum(s[1] for s in scores)
-    maximum = sum(s[2] for s in scores)
+def summary_html(student, assignment, notebook, cells, tests, result_status, reason) -> str:
+    """The header of a feedback page: score, reason, one row per graded cell.
+
+    ``cells`` come from :func:`gradebook_cells`, ``tests`` are the recorded results of the
+    submission (``{(notebook, cell): test}``).
+    """
+    graded = [c for c in cells if c.get("score") is not None]
+    total = sum(c["score"] for c in graded)
+    maximum = sum(c["max_score"] for c in graded)
     rows = []
-    for cell, score, max_score, manual, is_test in scores:
-        message = messages.get((notebook, cell))
-        if manual:
-            state = "pending manual grading"
-        elif score >= max_score:
-            state = "passed" if is_test else "full marks"
-        else:
-            state = "failed" if is_test else "graded"
-        css = "ck-pass" if state == "passed" else ("ck-fail" if state == "failed" else "")
-        detail = f"<pre>{html.escape(message)}</pre>" if message and state != "passed" else ""
-        rows.append(
-            f"<tr><td>{html.escape(cell)}</td><td>{score:g} / {max_score:g}</td>"
-            f"<td class='{css}'>{state}</td><td>{detail}</td></tr>"
+    for c in cells:
+        comment = c.get("comment")
+        comment_html = (
+            f"<p class='ck-comment'><b>Comment:</b> {html.escape(comment)}</p>" if comment else ""
         )
+        if c.get("score") is None:
+            rows.append(
+                f"<tr><td>{html.escape(c['cell'])}</td><td></td><td>comment</td>"
+                f"<td>{comment_html}</td></tr>"
+            )
+            continue
+        test = tests.get((notebook, c["cell"]))
+        status, message = statuses.test_status(
+            test,
+            result_status=result_status,
+            reason=reason,
+            autograded=c["is_test"] if test is None else None,
+            needs_manual_grade=c["needs_manual_grade"],
+            manual_score=c["manual_score"],
+            score=c["score"],
+            max_score=c["max_score"],
+        )
+        if status == statuses.UNGRADABLE:
+            message = None  # the reason is shown once, above the table
+        css = {statuses.PASSED: "ck-pass", statuses.MANUAL: "ck-wait"}.get(status, "ck-fail")
+        if status == statuses.GRADED:
+            css = ""
+        detail = f"<pre>{html.escape(message)}</pre>" if message else ""
+        rows.append(
+            f"<tr><td>{html.escape(c['cell'])}</td><td>{c['score']:g} / {c['max_score']:g}</td>"
+            f"<td class='{css}' data-status='{status}'>{html.escape(statuses.label(status))}</td>"
+            f"<td>{detail}{comment_html}</td></tr>"
+        )
+    reason = statuses.sanitize(reason)
+    if reason and result_status == statuses.UNGRADABLE:
+        reason = f"Your notebook could not be graded: {reason}"
     reason_html = f"<p class='ck-reason'>{html.escape(reason)}</p>" if reason else ""
     return (
         f"{_CSS}<div class='ck-summary'><h2>{html.escape(assignment)} / {html.escape(notebook)}: "
@@ -224,18 +276,21 @@ def write_feedback(
     secrets = source_secrets(course, assignment)
     pages = []
     for student in selected:
-        scores = _scores(course, assignment, student)
+        cells = gradebook_cells(course, assignment, student)
         result = results.get(student)
         reason = result.reason if result else None
+        result_status = result.status if result else None
+        tests = {(t["notebook"], t["cell"]): t for t in result.tests} if result else {}
         out_dir = course.directory("feedback") / student / assignment
         out_dir.mkdir(parents=True, exist_ok=True)
         files = {}
         src_dir = autograded / student / assignment
         if src_dir.is_dir():
             files = {p.name: p.read_bytes() for p in src_dir.glob("*.ipynb")}
-        messages = failure_messages(files)
-        for name in sorted(scores) or ["(no notebook)"]:
-            header = summary_html(student, assignment, name, scores.get(name, []), messages, reason)
+        for name in sorted(cells) or ["(no notebook)"]:
+            header = summary_html(
+                student, assignment, name, cells.get(name, []), tests, result_status, reason
+            )
             data = files.get(f"{name}.ipynb")
             if data is not None:
                 nb = redact_notebook(nbformat.reads(data.decode("utf-8"), as_version=4), secrets)

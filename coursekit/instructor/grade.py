@@ -434,6 +434,8 @@ def cell_status(
         if status == statuses.PASSED and max_points is not None and points < max_points:
             # The verdict passed but nbgrader gave less (a stderr rule, a changed cell).
             status, message = statuses.FAILED, outcome.get("summary") or message
+        if status == statuses.NOT_RUN and "time limit" in (outcome.get("earlier") or ""):
+            status = statuses.TIMEOUT  # the function's cell was stopped by the time limit
         if status in (statuses.NOT_RUN, statuses.TIMEOUT) and outcome.get("earlier"):
             message = f"{message or 'not run'}; {outcome['earlier']}"
         if (

@@ -7,7 +7,10 @@ Written to ``reports/<assignment>/`` of the course: ``report.md`` (also printed)
 * the most frequent failure messages per test cell (each line of a message counted once
   per submission; decimals in numbers are folded so that "max relative error 3.1e-01"
   and "... 2.7e-01" count as the same failure);
-* the submissions that could not be graded, or were graded with a problem, and why.
+* how many submissions got each status per test cell (:mod:`coursekit.instructor.statuses`:
+  passed, failed, their own error, not run, time limit, integrity problem);
+* the submissions that could not be graded, or were graded with a problem, and why, and
+  the integrity problems with their evidence.
 
 The data are the grading journal's results, i.e. what ``coursekit grade`` imported.
 """
@@ -20,6 +23,7 @@ from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
+from coursekit.instructor import statuses
 from coursekit.instructor.batch import format_table, journal_for
 from coursekit.instructor.course import Course, CourseError
 from coursekit.instructor.grade import UNGRADABLE, GradingResult
@@ -64,9 +68,12 @@ def analyse(results: list[GradingResult], top: int = 5) -> dict:
         outcomes = [t for r in graded for t in r.tests if (t["notebook"], t["cell"]) == (nb, cell)]
         passed = sum(bool(t["passed"]) for t in outcomes)
         counter: Counter = Counter()
+        by_status: Counter = Counter()
         for t in outcomes:
-            if not t["passed"] and t["message"]:
-                counter.update(message_lines(t["message"]))
+            status, message = statuses.test_status(t)
+            by_status[status] += 1
+            if not t["passed"] and message:
+                counter.update(message_lines(message))
         items.append(
             {
                 "notebook": nb,
@@ -76,6 +83,7 @@ def analyse(results: list[GradingResult], top: int = 5) -> dict:
                 "passed": passed,
                 "pass_rate": passed / len(outcomes) if outcomes else None,
                 "failures": counter.most_common(top),
+                "statuses": dict(sorted(by_status.items())),
             }
         )
     auto_max = sum(cells.values())
@@ -83,8 +91,18 @@ def analyse(results: list[GradingResult], top: int = 5) -> dict:
     return {
         "submissions": len(results),
         "graded": len(graded),
-        "ungradable": {r.student: r.reason for r in results if r.status == UNGRADABLE},
-        "graded_with_problems": {r.student: r.reason for r in graded if r.reason},
+        "ungradable": {
+            r.student: statuses.sanitize(r.reason) for r in results if r.status == UNGRADABLE
+        },
+        "graded_with_problems": {
+            r.student: statuses.sanitize(r.reason) for r in graded if r.reason
+        },
+        "integrity": {
+            f"{r.student}: {t['notebook']}/{t['cell']}": statuses.test_status(t)[1]
+            for r in graded
+            for t in r.tests
+            if t["autograded"] and statuses.test_status(t)[0] == statuses.INTEGRITY
+        },
         "autograded_max": auto_max,
         "scores": scores,
         "items": items,
@@ -131,6 +149,13 @@ def render(assignment: str, data: dict) -> str:
         for i in data["items"]
     ]
     lines += [format_table(["test", "points", "passed", "rate"], rows), ""]
+    lines += ["## Status per test (gradable submissions)", ""]
+    shown = [st for st in statuses.STATUSES if any(st in i["statuses"] for i in data["items"])]
+    rows = [
+        [f"{i['notebook']}/{i['cell']}", *(str(i["statuses"].get(st, 0)) for st in shown)]
+        for i in data["items"]
+    ]
+    lines += [format_table(["test", *shown], rows), ""]
     lines += ["## Most frequent failure messages", ""]
     for item in data["items"]:
         if item["failures"]:
@@ -138,6 +163,9 @@ def render(assignment: str, data: dict) -> str:
             lines += [f"  {count:3d} x {msg[:160]}" for msg, count in item["failures"]]
     lines += ["", "## Submissions that could not be graded", ""]
     lines += [f"  {s}: {why}" for s, why in sorted(data["ungradable"].items())] or ["  none"]
+    if data["integrity"]:
+        lines += ["", "## Integrity problems (evidence)", ""]
+        lines += [f"  {k}: {(v or '').splitlines()[0][:200]}" for k, v in data["integrity"].items()]
     if data["graded_with_problems"]:
         lines += ["", "## Graded, with a problem", ""]
         lines += [f"  {s}: {why}" for s, why in sorted(data["graded_with_problems"].items())]
