@@ -386,3 +386,12 @@ def test_a_group_copying_in_a_small_class_is_not_taken_for_an_idiom(tmp_path, ca
     flagged = {frozenset((p["a"], p["b"])) for p in json.loads(out.read_text()) if p["flagged"]}
     group = ["s1", "copy0", "copy1", "copy2"]
     assert all(frozenset((a, b)) in flagged for a in group for b in group if a < b)
+
+
+def test_highlight_offsets_point_at_the_tokens_they_stand_for():
+    source = (
+        '"""A module docstring."""\n\n\ntotal = 0\nfor value in range(10):\n    total += value\n'
+    )
+    (unit,) = _units(source, "")
+    shown = [unit.text[a:b] for a, b in unit.spans]
+    assert shown[:4] == ["total", "=", "0", ""] and "range" in shown and "+=" in shown

@@ -302,7 +302,7 @@ def cell_units(source: str, starter: set[str], bound: set[str]) -> list[Unit]:
                 continue
             line = lines[row - 1]
             header = line.lstrip().startswith(("def ", "class ", "async def ", "@"))
-            if row in starter_rows and not header:
+            if (row in starter_rows and not header) or (not shown and not line.strip()):
                 continue
             if row not in starter_rows:
                 for norm, c0, c1 in tokens_by_row.get(row, []):
@@ -316,7 +316,7 @@ def cell_units(source: str, starter: set[str], bound: set[str]) -> list[Unit]:
             spans.pop(0)
             key.pop(0)
         if any(c != _char("\n") for c in chars):
-            text = "\n".join(shown).strip("\n")
+            text = "\n".join(shown).rstrip("\n")
             units.append(Unit(text, "".join(chars), spans, tuple(key)))
     return units
 
