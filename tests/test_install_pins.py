@@ -281,3 +281,19 @@ def test_every_pin_of_the_install_has_a_wheel_for_each_laptop(tmp_path, platform
         *tags,
     )
     assert len(report["install"]) == len(wanted)
+
+
+@pytest.mark.slow
+def test_the_student_edition_install_resolves_on_the_public_index(tmp_path):
+    """The edition's README command (``pip install -c constraints.txt -e .``): no instructor tools."""
+    public_index_or_skip()
+    from coursekit.cli.main import main
+
+    edition = tmp_path / "edition"
+    assert main(["--course", str(REPO), "publish", str(edition)]) == 0
+    readme = (edition / "README.md").read_text()
+    assert "pip install -c constraints.txt -e ." in readme
+    report = pip_public(["-c", str(edition / "constraints.txt"), "-e", str(edition)], tmp_path)
+    installed = {canonicalize_name(i["metadata"]["name"]) for i in report["install"]}
+    assert {"numpy", "matplotlib", "jupyterlab", "ipywidgets", "torch", "nbclient"} <= installed
+    assert not installed & NOT_FOR_STUDENTS, installed & NOT_FOR_STUDENTS

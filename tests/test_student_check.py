@@ -34,14 +34,16 @@ from coursekit.student.check import (
 
 sys.path.insert(0, str(Path(__file__).parent))
 from attacks import (  # noqa: E402
+    A1,
+    A3,
     ACCIDENTS,
-    ASSIGNMENT,
-    NOTEBOOK,
     NOTEBOOK_ATTACKS,
-    WRONG,
+    catalogue,
     source_notebook,
+    wrong_answer,
 )
 
+TARGETS = {"a1": A1, "a3": A3}
 REPO = Path(__file__).resolve().parents[1]
 RELEASES = sorted((REPO / "assignments").glob("*/*.ipynb"))
 
@@ -100,27 +102,29 @@ def test_checksum_is_nbgrader_s_on_every_released_cell():
     assert compute_checksum(changed) == nbgrader_checksum(changed) != compute_checksum(cell)
 
 
-def catalogue_case(name: str, answer: str = WRONG):
+def catalogue_case(name: str, target=A1):
     """The attack catalogue's submission for ``name`` (a notebook attack), and its release."""
-    source = source_notebook()
-    released = released_of(source)
-    nb = submissions.submission(source, released, answers={"softmax": answer})
-    NOTEBOOK_ATTACKS[name](nb)
+    source = source_notebook(target)
+    released = released_of(source, target)
+    answers = {target.answer: wrong_answer(target, source)}
+    nb = submissions.submission(source, released, answers=answers)
+    NOTEBOOK_ATTACKS[name](nb, target)
     return nb, released
 
 
-def released_of(source):
-    """The release nbgrader makes of the catalogue's cut of a1 (taken from the real release)."""
-    full = read(REPO / "assignments" / ASSIGNMENT / NOTEBOOK)
+def released_of(source, target):
+    """The release nbgrader makes of the catalogue's cut (taken from the real release)."""
+    full = read(REPO / "assignments" / target.assignment / target.notebook)
     keep = {c.metadata.get("nbgrader", {}).get("grade_id") for c in source.cells}
     cells = [c for c in full.cells if c.metadata.get("nbgrader", {}).get("grade_id") in keep]
     imports = nbformat.v4.new_code_cell("import numpy as np\nfrom coursekit.grading import check")
     return nbformat.v4.new_notebook(cells=[imports, *cells], metadata=full.metadata)
 
 
+@pytest.mark.parametrize("target", sorted(TARGETS))
 @pytest.mark.parametrize("attack", sorted(NOTEBOOK_ATTACKS))
-def test_cells_get_the_roles_the_grader_gives_them(attack):
-    nb, released = catalogue_case(attack)
+def test_cells_get_the_roles_the_grader_gives_them(attack, target):
+    nb, released = catalogue_case(attack, TARGETS[target])
     ours, theirs = copy.deepcopy(nb), copy.deepcopy(nb)
     notes = restore_roles(ours, released)
     changes = restore_cell_roles(theirs, roles_of(released))
@@ -132,7 +136,7 @@ def test_cells_get_the_roles_the_grader_gives_them(attack):
 
 
 def test_a_changed_test_cell_gets_the_release_source_back():
-    nb, released = catalogue_case("blanked-test-cell")
+    nb, released = catalogue_case("blanked-test-cell", A1)
     notes = restore_roles(nb, released)
     cell = next(
         c for c in nb.cells if c.metadata.get("nbgrader", {}).get("grade_id") == "test_softmax"
@@ -248,8 +252,8 @@ def test_blank_release_fails_cleanly_and_reference_answers_pass(tmp_path):
 # -- agreement with coursekit grade on the catalogue's structural cases -----------------------
 
 
-@pytest.fixture(scope="module")
-def graded_catalogue(tmp_path_factory):
+@pytest.fixture(scope="module", params=sorted(TARGETS))
+def graded_catalogue(request, tmp_path_factory):
     from coursekit.cli.main import main
     from coursekit.instructor.batch import journal_for
     from coursekit.instructor.course import Course
@@ -258,55 +262,49 @@ def graded_catalogue(tmp_path_factory):
 
     if not bwrap_usable():
         pytest.skip("bubblewrap is unusable here: coursekit grade cannot run sandboxed")
+    target = TARGETS[request.param]
     root = tmp_path_factory.mktemp("check-vs-grade") / "course"
-    (root / "solutions" / ASSIGNMENT).mkdir(parents=True)
+    (root / "solutions" / target.assignment).mkdir(parents=True)
     shutil.copy(REPO / "nbgrader_config.py", root / "nbgrader_config.py")
     with open(root / "nbgrader_config.py", "a") as fh:
         fh.write("c.Execute.timeout = 15\n")
-    source = source_notebook()
-    nbformat.write(source, str(root / "solutions" / ASSIGNMENT / NOTEBOOK))
-    assert main(["--course", str(root), "release", ASSIGNMENT]) == 0
+    source = source_notebook(target)
+    nbformat.write(source, str(root / "solutions" / target.assignment / target.notebook))
+    assert main(["--course", str(root), "release", target.assignment]) == 0
     course = Course.locate(root)
-    released = submissions.read(root / "assignments" / ASSIGNMENT / NOTEBOOK)
-    correct = submissions.reference_answers(source)["softmax"]
-    klass = {"correct": {NOTEBOOK: submissions.submission(source, released)}}
-    klass["wrong"] = {
-        NOTEBOOK: submissions.submission(source, released, answers={"softmax": WRONG})
-    }
-    for name, edit in NOTEBOOK_ATTACKS.items():
-        for label, answer in (("attack", WRONG), ("accident", correct)):
-            if label == "accident" and name not in ACCIDENTS:
-                continue
-            nb = submissions.submission(source, released, answers={"softmax": answer})
-            edit(nb)
-            klass[f"{label}-{name}"] = {NOTEBOOK: nb}
-    write_class(course, ASSIGNMENT, klass)
-    assert main(["--course", str(root), "grade", ASSIGNMENT, "--workers", "2", "--quiet"]) in (0, 1)
-    results = {r.student: r for r in journal_for(course, ASSIGNMENT).results()}
+    released = submissions.read(root / "assignments" / target.assignment / target.notebook)
+    structural = {*NOTEBOOK_ATTACKS, *ACCIDENTS, "surrogates"}
+    klass = catalogue(target, source, released, course=root, port=9, only=structural)
+    assert {f"attack-{n}" for n in NOTEBOOK_ATTACKS} <= set(klass)
+    write_class(course, target.assignment, klass)
+    assert main(["--course", str(root), "grade", target.assignment, "--quiet"]) in (0, 1)
+    results = {r.student: r for r in journal_for(course, target.assignment).results()}
     assert set(results) == set(klass)
-    return root, released, klass, results
+    return target, root, klass, results
 
 
 @pytest.mark.slow
 @pytest.mark.filterwarnings("ignore:Non-unique cell id")
-def test_check_agrees_with_grade_on_every_structural_case(graded_catalogue):
+def test_check_agrees_with_grade_on_every_structural_case(graded_catalogue, tmp_path, monkeypatch):
     from coursekit.student.check import load_release
 
-    root, released, klass, results = graded_catalogue
-    settings, release = load_release(ASSIGNMENT, root)
+    target, root, klass, results = graded_catalogue
+    monkeypatch.setenv("HOME", str(tmp_path))  # a notebook may write to its HOME
+    settings, release = load_release(target.assignment, root)
     assert settings.cell_timeout == 15
     disagreements = []
     for student in sorted(klass):
-        path = root / "submitted" / student / ASSIGNMENT / NOTEBOOK
-        report = check_notebook(path, release[NOTEBOOK], settings, NOTEBOOK)
+        path = root / "submitted" / student / target.assignment / target.notebook
+        report = check_notebook(path, release[target.notebook], settings, target.notebook)
         graded = {t["cell"]: bool(t["passed"]) for t in results[student].tests if t["autograded"]}
+        assert graded, (student, results[student].reason)
         for cell, passed in graded.items():
             verdict = report.verdict(cell)
             if (verdict == "passed") != passed:
                 disagreements.append((student, cell, verdict, passed, report.render()))
         if student.startswith(("attack-deleted", "attack-stripped", "attack-renamed")):
-            assert report.verdict("test_softmax") == "missing", report.render()
+            assert report.verdict(target.test) == "missing", report.render()
             assert not report.ok
-        if student.startswith("accident-") or student == "correct":
+        if student.startswith(("accident-", "correct")):
             assert all(t.passed for t in report.tests), report.render()
     assert not disagreements, disagreements[:3]

@@ -562,7 +562,8 @@ def check_notebook(path, release, settings: Settings, expected_name: str | None 
             "before you submit (a notebook under another name is not graded)"
         )
     try:
-        saved = nbformat.reads(data.decode("utf-8"), as_version=4)
+        # lone surrogates (a broken emoji pasted into markdown) do not stop the grader
+        saved = nbformat.reads(data.decode("utf-8", errors="surrogatepass"), as_version=4)
     except Exception as exc:  # noqa: BLE001 - whatever makes it unreadable, the grader fails too
         report.unreadable = (
             f"the file is not a notebook the grader can read ({type(exc).__name__}: {exc})"
@@ -602,10 +603,10 @@ def check_notebook(path, release, settings: Settings, expected_name: str | None 
             continue
         error = _first_error(cell)
         if _is_test(cell):
-            message = f"{error[0]}: {error[1]}" if error else None
+            message = (": ".join(part for part in error if part)) if error else None
             report.tests.append(TestResult(_grade_id(cell), _points(cell), error is None, message))
         elif error and error[0] not in ("CellTimeoutError", "NotebookTimeout", "KeyboardInterrupt"):
-            report.errors.append(f"cell {index + 1}: {error[0]}: {error[1]}")
+            report.errors.append(f"cell {index + 1}: {': '.join(p for p in error if p)}")
     return report
 
 
