@@ -141,3 +141,11 @@ def test_a_named_property_that_does_not_hold():
     want = {"out": W, "x unchanged": np.array(1.0)}
     assert explain(got, want) == "this does not hold: x unchanged"
     assert explain({"shape": np.array(0.0)}, {"shape": np.array(1.0)}).startswith("output['shape']")
+    one_entry = {"same seed, same output": np.array([1.0])}
+    assert explain({"same seed, same output": np.array([0.0])}, one_entry) == (
+        "this does not hold: same seed, same output"
+    )
+    assert explain(
+        {"same seed, same output": np.array([2.0, 3.0])},
+        {"same seed, same output": np.array([1.0, 3.0])},
+    ).startswith("output[")

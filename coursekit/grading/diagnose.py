@@ -98,8 +98,8 @@ def _property_fails(got: Any, want: Any, key: str) -> bool:
         and isinstance(got, np.ndarray)
         and isinstance(want, np.ndarray)
         and got.size == want.size == 1
-        and float(want) == 1.0
-        and float(got) == 0.0
+        and want.item() == 1.0
+        and got.item() == 0.0
     )
 
 
