@@ -331,3 +331,64 @@ def test_a_task_with_notebook_state_gets_the_exported_values():
 def test_hidden_module_names_its_statuses():
     assert hidden.TaskVerdict("t", "passed").passed
     assert not hidden.TaskVerdict("t", "integrity", "x").passed
+
+
+PROBE = """
+import os, sys
+out = []
+try:
+    import coursekit.ops as _o
+    _o.softmax(1)
+    out.append("reference ran")
+except Exception as exc:
+    out.append("reference: " + str(exc).split(" is not")[0])
+try:
+    import torch
+    torch.zeros(1)
+    out.append("torch ran")
+except Exception as exc:
+    out.append("torch: " + type(exc).__name__)
+out.append("home " + str(os.listdir(os.environ["HOME"])))
+out.append("env " + str(sorted(os.environ)))
+raise SystemExit(" | ".join(out))
+"""
+
+
+@pytest.mark.parametrize("bubblewrap", [True, False])
+def test_the_sandboxed_runner_has_no_reference_torch_or_grader_environment(
+    tmp_path, monkeypatch, bubblewrap
+):
+    from coursekit.grading.runner import read_frame, write_frame
+    from coursekit.instructor.sandbox import Limits, bwrap_usable, runner_command
+
+    if not bubblewrap:
+        monkeypatch.setenv("COURSEKIT_NO_BWRAP", "1")
+    elif not bwrap_usable():
+        pytest.skip("bubblewrap is unusable here")
+    monkeypatch.setenv("COURSEKIT_TEST_SECRET", "hunter2")
+    scratch = tmp_path / "scratch"
+    scratch.mkdir()
+    for path in (tmp_path, scratch):
+        path.chmod(0o755)
+    argv, env = runner_command(
+        [get_task("a1.softmax")],
+        scratch_dir=str(scratch),
+        runtime_root=str(scratch / "runtimes"),
+        hide=(str(tmp_path),),
+        limits=Limits(),
+    )
+    assert "COURSEKIT_TEST_SECRET" not in env
+    proc = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=env)
+    try:
+        write_frame(
+            proc.stdin.fileno(),
+            __import__("pickle").dumps({"units": [("cell 1", PROBE)], "state": None}),
+        )
+        reply = json.loads(read_frame(proc.stdout.fileno()))
+    finally:
+        proc.kill()
+    (note,) = reply["notes"]
+    assert "reference: coursekit.ops.softmax" in note
+    assert "hunter2" not in note and "COURSEKIT_TEST_SECRET" not in note
+    if bubblewrap:
+        assert "torch: " in note and "home []" in note
