@@ -149,3 +149,20 @@ def test_a_named_property_that_does_not_hold():
         {"same seed, same output": np.array([2.0, 3.0])},
         {"same seed, same output": np.array([1.0, 3.0])},
     ).startswith("output[")
+
+
+def test_never_raises_on_odd_inputs():
+    odd = [
+        None,
+        "text",
+        np.array(["a"]),
+        (W, None),
+        {"a": object()},
+        np.array([[1.0, np.nan]]),
+        np.zeros((0, 3)),
+    ]
+    for got in odd:
+        for want in (W, (W, W), {"a": W}, np.zeros((0, 3)), np.array(1.0)):
+            explain_mismatch(got, want, RTOL, ATOL)  # returns a message or None
+    assert explain_error(None) is None
+    assert explain_mismatch(np.zeros((0, 3)), np.zeros((0, 3)), RTOL, ATOL) is None

@@ -59,7 +59,18 @@ def explain_mismatch(got: Any, want: Any, rtol: float, atol: float, where: str =
     differing output is described: its path (``output[1]``, ``output['running_mean']``), the
     number of wrong entries, the first of them with the expected and actual value, and a
     relation between the two arrays when one holds (see :func:`relation`).
+
+    It never raises: on anything it cannot read it returns ``None``, so a caller keeps its
+    own verdict and message (``explain_mismatch(...) or describe_mismatch(...)``).
     """
+    try:
+        with np.errstate(all="ignore"):
+            return _explain(got, want, rtol, atol, where)
+    except Exception:  # noqa: BLE001 - a diagnosis must never break a verdict
+        return None
+
+
+def _explain(got: Any, want: Any, rtol: float, atol: float, where: str = "") -> str | None:
     if isinstance(want, dict):
         if not isinstance(got, dict):
             return f"output{where} should be a dict with keys {sorted(want)}, got {_kind(got)}"
@@ -72,7 +83,7 @@ def explain_mismatch(got: Any, want: Any, rtol: float, atol: float, where: str =
         for key in want:
             if _property_fails(got[key], want[key], key):
                 return f"this does not hold: {key}"
-            msg = explain_mismatch(got[key], want[key], rtol, atol, f"{where}[{key!r}]")
+            msg = _explain(got[key], want[key], rtol, atol, f"{where}[{key!r}]")
             if msg:
                 return msg
         return None
@@ -82,7 +93,7 @@ def explain_mismatch(got: Any, want: Any, rtol: float, atol: float, where: str =
         if len(got) != len(want):
             return f"output{where} has {len(got)} values, expected {len(want)}"
         for i, (g, w) in enumerate(zip(got, want)):
-            msg = explain_mismatch(g, w, rtol, atol, f"{where}[{i}]")
+            msg = _explain(g, w, rtol, atol, f"{where}[{i}]")
             if msg:
                 return msg
         return None
@@ -275,8 +286,15 @@ def explain_error(message: str) -> str | None:
     """A hint for a numpy error a student's function raised, or ``None``.
 
     ``message`` is the recorded error text (``"raised ValueError: operands could not be
-    broadcast together with shapes (4,6) (4,)"``).
+    broadcast together with shapes (4,6) (4,)"``). It never raises.
     """
+    try:
+        return _error_hint(str(message))
+    except Exception:  # noqa: BLE001 - a diagnosis must never break a verdict
+        return None
+
+
+def _error_hint(message: str) -> str | None:
     found = _BROADCAST.search(message)
     if found:
         shapes = [
