@@ -395,3 +395,13 @@ def test_highlight_offsets_point_at_the_tokens_they_stand_for():
     (unit,) = _units(source, "")
     shown = [unit.text[a:b] for a, b in unit.spans]
     assert shown[:4] == ["total", "=", "0", ""] and "range" in shown and "+=" in shown
+
+
+def test_report_section_says_why_there_is_nothing_to_compare(tmp_path):
+    root = make_course(tmp_path / "course")
+    section = sim.report_section(sim.Course.locate(root), "a1")
+    assert section.startswith('<section class="coursekit-similarity">')
+    assert "Not compared" in section and "no submissions" in section
+    _small_class(root)
+    section = sim.report_section(sim.Course.locate(root), "a1")
+    assert "copier" in section and "<table>" in section

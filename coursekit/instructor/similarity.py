@@ -829,6 +829,20 @@ def render_fragment(result: Result, *, table_rows: int = 30, details: int = 50) 
     return "\n".join(parts)
 
 
+def report_section(course: Course, assignment: str, **kwargs) -> str:
+    """The similarity section of a larger report (``coursekit report``'s page, which must
+    include :data:`STYLE`): :func:`render_fragment` of a fresh comparison, or a short section
+    saying why there is nothing to compare (no release, no submissions)."""
+    try:
+        result = similarity(course, assignment)
+    except CourseError as exc:
+        return (
+            '<section class="coursekit-similarity"><h2>Similarity of submissions</h2>'
+            f"<p>Not compared: {html.escape(str(exc))}</p></section>"
+        )
+    return render_fragment(result, **kwargs)
+
+
 def render_page(result: Result, **kwargs) -> str:
     """A standalone HTML page holding :func:`render_fragment`."""
     title = f"Similarity: {result.assignment}" if result.assignment else "Similarity"
