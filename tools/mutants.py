@@ -578,6 +578,8 @@ def _source_tree(fn) -> tuple[ast.Module, str]:
     tree = ast.parse(textwrap.dedent("".join(lines)))
     ast.increment_lineno(tree, start - 1)
     func = tree.body[0]
+    if not isinstance(func, (ast.FunctionDef, ast.AsyncFunctionDef)):
+        raise RuntimeError(f"the source of {fn.__qualname__} changed on disk since it was imported")
     func.decorator_list = []
     return tree, inspect.getsourcefile(fn) or "<mutant>"
 
