@@ -465,6 +465,13 @@ def _knn_mistakes():
         nearest = np.argsort(dists, axis=1, kind="stable")[:, :k]
         return np.array([Counter(r.tolist()).most_common(1)[0][0] for r in y_train[nearest]])
 
+    def unstable(kind):
+        def predict(dists, y_train, k=1):
+            nearest = np.argsort(dists, axis=1, kind=kind)[:, :k]
+            return np.array([np.bincount(r).argmax() for r in y_train[nearest]])
+
+        return predict
+
     def largest_label(dists, y_train, k=1):
         nearest = np.argsort(dists, axis=1, kind="stable")[:, :k]
         return y_train[nearest].max(axis=1)
@@ -480,7 +487,13 @@ def _knn_mistakes():
         nearest = np.argsort(dists, axis=0, kind="stable")[:k, :].T
         return np.array([np.bincount(r).argmax() for r in y_train[nearest]])
 
+    ties = (
+        "matches an UNSTABLE sort: equally distant training points came out in another order; "
+        "sort with kind='stable' so that the smaller index is the nearer point"
+    )
     return (
+        Mistake(ties, unstable("heapsort")),
+        Mistake(ties, unstable("quicksort")),
         Mistake(
             "matches the LARGEST label among the k neighbours (np.max or votes[np.argmax("
             "votes)]): count the votes per label, np.bincount(votes).argmax()",
