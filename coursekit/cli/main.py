@@ -115,19 +115,27 @@ def cmd_feedback(args) -> int:
     from coursekit.instructor.feedback import write_feedback
 
     course = _course(args)
-    pages = write_feedback(course, args.assignment, students=args.student)
-    for page in pages:
-        print(page)
-    print(f"{len(pages)} feedback pages written")
+    pages = write_feedback(course, args.assignment, students=args.student, progress=not args.quiet)
+    print(f"{len(pages)} feedback pages written in {course.directory('feedback')}")
     return 0
 
 
 def cmd_export(args) -> int:
     from coursekit.instructor.export import export
+    from coursekit.instructor.gradesheets import export_sheets
 
     course = _course(args)
     csv_path, json_path = export(course, args.assignment, to=args.to)
-    print(f"grades: {csv_path}\nper-test results: {json_path}")
+    print(f"grades (nbgrader export's columns, before late penalties): {csv_path}")
+    print(f"per-test results: {json_path}")
+    sheets, problems = export_sheets(
+        course, args.assignment, csv_path, args.roster, progress=not args.quiet
+    )
+    for sheet in sheets:
+        kind = "Canvas gradebook import" if sheet.name.endswith("-canvas.csv") else "roster"
+        print(f"{kind} CSV (manual points and late penalties included): {sheet}")
+    for problem in problems:
+        print(f"  note: {problem}")
     return 0
 
 
@@ -135,7 +143,7 @@ def cmd_report(args) -> int:
     from coursekit.instructor.report import write_report
 
     course = _course(args)
-    report = write_report(course, args.assignment)
+    report = write_report(course, args.assignment, progress=not args.quiet)
     print(report.text)
     print(f"\nreport: {report.directory}")
     return 0
@@ -262,13 +270,26 @@ def build_parser() -> argparse.ArgumentParser:
     p = add("feedback", cmd_feedback, "an HTML page per student (hidden-test source redacted)")
     p.add_argument("assignment", metavar="ASSIGNMENT")
     p.add_argument("--student", nargs="+", default=None, metavar="S", help="only these students")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
 
     p = add("export", cmd_export, "grades CSV (nbgrader export columns) + per-test JSON")
     p.add_argument("assignment", nargs="?", default=None, metavar="ASSIGNMENT", help="default: all")
     p.add_argument("--to", default=None, metavar="FILE", help="CSV path (default: grades.csv)")
+    p.add_argument(
+        "--roster",
+        metavar="FILE",
+        default=None,
+        help="roster CSV for names, e-mails, Canvas ids (default: roster.csv in the course)",
+    )
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
 
-    p = add("report", cmd_report, "item analysis: pass rates, histogram, failures, ungradable")
+    p = add(
+        "report",
+        cmd_report,
+        "item analysis: report.md and an offline HTML dashboard (reports/A/report/index.html)",
+    )
     p.add_argument("assignment", metavar="ASSIGNMENT")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
 
     p = add(
         "similarity",

@@ -310,9 +310,10 @@ SECTION_HOOKS: list[Callable] = []
 def similarity_section(course: Course, assignment: str, folder: Path) -> str | None:
     """The code-similarity section, when :mod:`coursekit.instructor.similarity` has one.
 
-    The module may define ``report_section(course, assignment, folder) -> str`` (an HTML
-    fragment; files it links to must be written into ``folder``). Otherwise a page it wrote
-    before (``reports/<A>/similarity.html``) is copied into the folder and linked.
+    The module's ``report_section(course, assignment) -> str`` gives an HTML fragment
+    (self-contained: it links to nothing outside the folder), styled by its ``STYLE``.
+    Without it, a page it wrote before (``reports/<A>/similarity.html``) is copied into the
+    folder and linked.
     """
     try:
         from coursekit.instructor import similarity
@@ -320,7 +321,8 @@ def similarity_section(course: Course, assignment: str, folder: Path) -> str | N
         return None
     hook = getattr(similarity, "report_section", None)
     if callable(hook):
-        return hook(course, assignment, folder)
+        style = getattr(similarity, "STYLE", "")
+        return (f"<style>{style}</style>" if style else "") + hook(course, assignment)
     page = course.root / "reports" / assignment / "similarity.html"
     if page.is_file():
         shutil.copy2(page, folder / "similarity.html")

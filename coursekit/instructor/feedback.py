@@ -32,6 +32,9 @@ import nbformat
 from coursekit.instructor import statuses
 from coursekit.instructor.batch import journal_for
 from coursekit.instructor.course import Course, CourseError
+from coursekit.instructor.deadlines import lateness_table
+from coursekit.instructor.mathml import render_notebook_math, strip_cdn_scripts
+from coursekit.instructor.progress import progress_bar
 
 BEGIN_HIDDEN = "BEGIN HIDDEN TESTS"
 END_HIDDEN = "END HIDDEN TESTS"
@@ -243,16 +246,40 @@ def _exporter():
 
 
 def render_page(nb, header: str) -> str:
+    """The page of ``nb`` with ``header`` on top; math is MathML, nothing loads from the
+    network (:mod:`coursekit.instructor.mathml`)."""
+    render_notebook_math(nb)
     body, _ = _exporter().from_notebook_node(nb)
+    body = strip_cdn_scripts(body)
     match = re.search(r"<body[^>]*>", body)
     at = match.end() if match else 0
     return body[:at] + header + body[at:]
 
 
+def late_note_html(lateness, cells: dict) -> str:
+    """A line under the summary: when the work was due, how late it came, what it costs
+    (:mod:`coursekit.instructor.deadlines`); empty when there is no deadline."""
+    if lateness is None or lateness.deadline is None:
+        return ""
+    rows = [c for nb in cells.values() for c in nb if c.get("score") is not None]
+    total = sum(c["score"] for c in rows)
+    maximum = sum(c["max_score"] for c in rows)
+    due = lateness.deadline.strftime("%Y-%m-%d %H:%M %Z").strip()
+    if not lateness.late:
+        text = f"Due {due}: submitted on time."
+    else:
+        penalty = lateness.penalty(maximum, total)
+        text = f"Due {due}: {lateness.note}."
+        if penalty:
+            text += f" Score after the late penalty: {total - penalty:g} / {maximum:g}."
+    return f"<div class='ck-summary ck-late'><p>{html.escape(text)}</p></div>"
+
+
 def write_feedback(
-    course: Course, assignment: str, students: list[str] | None = None
+    course: Course, assignment: str, students: list[str] | None = None, progress: bool = False
 ) -> list[Path]:
-    """Write the feedback pages of ``assignment``; return their paths."""
+    """Write the feedback pages of ``assignment``; return their paths (``progress``: a
+    progress bar on stderr)."""
     course.require_assignments([assignment])
     autograded = course.directory("autograded")
     graded = []
@@ -275,7 +302,8 @@ def write_feedback(
         )
     secrets = source_secrets(course, assignment)
     pages = []
-    for student in selected:
+    late = lateness_table(course, assignment, selected)
+    for student in progress_bar(selected, f"feedback {assignment}", progress):
         cells = gradebook_cells(course, assignment, student)
         result = results.get(student)
         reason = result.reason if result else None
@@ -291,6 +319,7 @@ def write_feedback(
             header = summary_html(
                 student, assignment, name, cells.get(name, []), tests, result_status, reason
             )
+            header += late_note_html(late.get(student), cells)
             data = files.get(f"{name}.ipynb")
             if data is not None:
                 nb = redact_notebook(nbformat.reads(data.decode("utf-8"), as_version=4), secrets)

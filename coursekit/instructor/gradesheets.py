@@ -40,6 +40,7 @@ from traitlets.config import Configurable
 
 from coursekit.instructor.course import Course
 from coursekit.instructor.deadlines import METADATA_NAME, lateness_table
+from coursekit.instructor.progress import progress_bar
 from coursekit.instructor.roster import Roster, course_roster
 
 CANVAS_COLUMNS = ["Student", "ID", "SIS User ID", "SIS Login ID", "Section"]
@@ -120,7 +121,9 @@ def _journal_status(course: Course, assignment: str) -> dict[str, str]:
         return {}
 
 
-def assignment_rows(course: Course, assignment: str, roster: Roster | None) -> list[dict]:
+def assignment_rows(
+    course: Course, assignment: str, roster: Roster | None, progress: bool = False
+) -> list[dict]:
     """The rows of the plain CSV for ``assignment`` (see the module docstring)."""
     scores = assignment_scores(course, assignment)
     submitted = set(course.students(assignment))
@@ -129,7 +132,7 @@ def assignment_rows(course: Course, assignment: str, roster: Roster | None) -> l
     late = lateness_table(course, assignment, sorted(submitted))
     status_of = _journal_status(course, assignment)
     rows = []
-    for sid in students:
+    for sid in progress_bar(students, f"export {assignment}", progress):
         person = roster.get(sid) if roster else None
         lms = _lms_data(course, assignment, sid) if sid in submitted else {}
         s = scores.get(sid)
@@ -177,13 +180,15 @@ def _num(x: float) -> str:
     return f"{x:.4f}".rstrip("0").rstrip(".") if x != int(x) else str(int(x))
 
 
-def write_plain_csv(course: Course, assignments: list[str], path: Path, roster=None) -> Path:
+def write_plain_csv(
+    course: Course, assignments: list[str], path: Path, roster=None, progress: bool = False
+) -> Path:
     """The plain CSV of ``assignments`` at ``path``."""
     with Path(path).open("w", newline="", encoding="utf-8") as fh:
         writer = csv.DictWriter(fh, fieldnames=PLAIN_COLUMNS)
         writer.writeheader()
         for assignment in assignments:
-            writer.writerows(assignment_rows(course, assignment, roster))
+            writer.writerows(assignment_rows(course, assignment, roster, progress))
     return Path(path)
 
 
@@ -263,13 +268,13 @@ def _release_points(course: Course, assignment: str) -> float:
 
 
 def export_sheets(
-    course: Course, assignment: str | None, csv_path: Path, roster_path=None
+    course: Course, assignment: str | None, csv_path: Path, roster_path=None, progress=False
 ) -> tuple[list[Path], list[str]]:
     """Write the plain CSV (and, for one assignment, the Canvas CSV) beside ``csv_path``."""
     roster = course_roster(course, roster_path)
     names = course.require_assignments([assignment] if assignment else None)
     stem = Path(csv_path).with_suffix("")
-    written = [write_plain_csv(course, names, Path(f"{stem}-roster.csv"), roster)]
+    written = [write_plain_csv(course, names, Path(f"{stem}-roster.csv"), roster, progress)]
     problems = []
     if assignment:
         path, problems = write_canvas_csv(course, assignment, Path(f"{stem}-canvas.csv"), roster)

@@ -24,8 +24,15 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from coursekit.instructor import statuses
-from coursekit.instructor.batch import format_table, journal_for
+from coursekit.instructor.batch import journal_for
 from coursekit.instructor.course import Course, CourseError
+from coursekit.instructor.dashboard import (
+    extra_analysis,
+    markdown_sections,
+    markdown_table,
+    md_cell,
+)
+from coursekit.instructor.dashboard import write_html as write_dashboard
 from coursekit.instructor.grade import UNGRADABLE, GradingResult
 
 _DECIMAL = re.compile(r"\d+\.\d+(?:e[+-]?\d+)?")
@@ -127,14 +134,17 @@ def _histogram(scores: list[float], maximum: float, path: Path, title: str) -> N
 
 
 def render(assignment: str, data: dict) -> str:
-    scores = list(data["scores"].values())
+    """``report.md``: Markdown (tables, lists); means over the graded submissions."""
+    scores = [v for s, v in data["scores"].items() if s not in data["ungradable"]]
     mean = sum(scores) / len(scores) if scores else 0.0
+    manual = data.get("manual_max") or 0
     lines = [
         f"# {assignment}: item analysis",
         "",
         f"{data['submissions']} submissions, {data['graded']} graded, "
-        f"{len(data['ungradable'])} could not be graded; mean autograded score "
-        f"{mean:.2f} / {data['autograded_max']:g}",
+        f"{len(data['ungradable'])} could not be graded; mean autograded score over the "
+        f"{data['graded']} graded: {mean:.2f} / {data['autograded_max']:g}"
+        + (f" (plus {manual:g} points graded by hand)" if manual else ""),
         "",
         "## Pass rate per test (gradable submissions)",
         "",
@@ -148,32 +158,43 @@ def render(assignment: str, data: dict) -> str:
         ]
         for i in data["items"]
     ]
-    lines += [format_table(["test", "points", "passed", "rate"], rows), ""]
+    lines += [markdown_table(["test", "points", "passed", "rate"], rows), ""]
     lines += ["## Status per test (gradable submissions)", ""]
     shown = [st for st in statuses.STATUSES if any(st in i["statuses"] for i in data["items"])]
     rows = [
         [f"{i['notebook']}/{i['cell']}", *(str(i["statuses"].get(st, 0)) for st in shown)]
         for i in data["items"]
     ]
-    lines += [format_table(["test", *shown], rows), ""]
+    lines += [markdown_table(["test", *shown], rows), ""]
     lines += ["## Most frequent failure messages", ""]
     for item in data["items"]:
         if item["failures"]:
-            lines.append(f"{item['notebook']}/{item['cell']}:")
-            lines += [f"  {count:3d} x {msg[:160]}" for msg, count in item["failures"]]
+            lines.append(f"**{item['notebook']}/{item['cell']}**")
+            lines.append("")
+            lines += [f"- {count} × {md_cell(msg[:160])}" for msg, count in item["failures"]]
+            lines.append("")
     lines += ["", "## Submissions that could not be graded", ""]
-    lines += [f"  {s}: {why}" for s, why in sorted(data["ungradable"].items())] or ["  none"]
+    lines += [f"- {s}: {md_cell(why)}" for s, why in sorted(data["ungradable"].items())] or ["none"]
     if data["integrity"]:
         lines += ["", "## Integrity problems (evidence)", ""]
-        lines += [f"  {k}: {(v or '').splitlines()[0][:200]}" for k, v in data["integrity"].items()]
+        lines += [
+            f"- {k}: {md_cell((v or '').splitlines()[0][:200])}"
+            for k, v in data["integrity"].items()
+        ]
     if data["graded_with_problems"]:
         lines += ["", "## Graded, with a problem", ""]
-        lines += [f"  {s}: {why}" for s, why in sorted(data["graded_with_problems"].items())]
+        lines += [
+            f"- {s}: {md_cell(why)}" for s, why in sorted(data["graded_with_problems"].items())
+        ]
+    if "item_statistics" in data:
+        lines += ["", *markdown_sections(data)]
     return "\n".join(lines)
 
 
-def write_report(course: Course, assignment: str) -> Report:
-    """Analyse the graded submissions of ``assignment`` and write the report files."""
+def write_report(course: Course, assignment: str, progress: bool = False) -> Report:
+    """Analyse the graded submissions of ``assignment`` and write the report files
+    (``report.md``, ``report.json``, ``histogram.png`` and the HTML folder ``report/``,
+    :mod:`coursekit.instructor.dashboard`)."""
     course.require_assignments([assignment])
     present = set(course.students(assignment))
     results = [r for r in journal_for(course, assignment).results() if r.student in present]
@@ -182,15 +203,17 @@ def write_report(course: Course, assignment: str) -> Report:
             f"nothing graded for {assignment!r} yet; run `coursekit grade {assignment}`"
         )
     data = analyse(results)
+    data.update(extra_analysis(course, assignment, results, progress=progress))
     directory = course.root / "reports" / assignment
     directory.mkdir(parents=True, exist_ok=True)
     text = render(assignment, data)
     _histogram(
-        list(data["scores"].values()),
+        [v for s, v in data["scores"].items() if s not in data["ungradable"]],
         data["autograded_max"],
         directory / "histogram.png",
-        f"{assignment}: {data['submissions']} submissions",
+        f"{assignment}: {data['graded']} graded submissions",
     )
     (directory / "report.md").write_text(text + "\n\n![score histogram](histogram.png)\n", "utf-8")
     (directory / "report.json").write_text(json.dumps(data, indent=1), "utf-8")
+    write_dashboard(course, assignment, data, directory, progress=progress)
     return Report(directory, text, data)
