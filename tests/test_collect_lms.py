@@ -330,3 +330,16 @@ def test_moodle_grading_worksheet_adds_times_late_flags_and_emails(course, tmp_p
     assert lms_data(course, "s002")["email"] == "ada@uni.edu"
     assert submitted(course, "s002", "timestamp.txt").read_text().startswith("2026-10-02 02:00:00")
     assert "unmatched" not in out  # the worksheet is read, not reported
+
+
+def test_an_export_zipped_again_with_its_folder_and_a_receipt_without_file(
+    course, tmp_path, capsys
+):
+    files = {f"submissions/{name}": data for name, data in CANVAS.items()}
+    files["submissions/f1_ghost_attempt_2026-10-01-08-00-00.txt"] = receipt("Ghost", "ghost", "")
+    code, out = run(capsys, course, "f1", str(make_zip(tmp_path / "again.zip", files)))
+    assert marker(submitted(course, "hoppergrace")) == "grace"
+    assert "unmatched" not in out
+    assert "an LMS submission without any file:" in out and "ghost" in out
+    assert not (course / "submitted" / "ghost").exists()
+    assert not (course / "submitted" / "submissions").exists()

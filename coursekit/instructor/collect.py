@@ -138,6 +138,7 @@ class CollectOutcome:
     not_in_roster: list[str] = field(default_factory=list)
     ambiguous: list[str] = field(default_factory=list)
     duplicate_files: list[str] = field(default_factory=list)
+    no_files: list[str] = field(default_factory=list)
     unmatched: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
 
@@ -150,6 +151,7 @@ class CollectOutcome:
             or self.not_in_roster
             or self.ambiguous
             or self.duplicate_files
+            or self.no_files
         )
 
     def render(self) -> str:
@@ -183,6 +185,7 @@ class CollectOutcome:
                 self.ambiguous,
             ),
             ("NOT collected, two files for the same name:", None, self.duplicate_files),
+            ("NOT collected, an LMS submission without any file:", None, self.no_files),
             ("unmatched files (no student id recognised, see --help):", None, self.unmatched),
         ]
         for title, _, items in sections:
@@ -344,10 +347,30 @@ def _blackboard_time(date: str, zone) -> datetime:
     return datetime.strptime(date, "%Y-%m-%d-%H-%M-%S").replace(tzinfo=zone)
 
 
+def _lms_name(name: str) -> bool:
+    return any(p.match(name) for p in (_CANVAS, _MOODLE, _BLACKBOARD)) or name in (
+        GRADESCOPE_METADATA,
+    )
+
+
+def _unwrap(root: Path) -> Path:
+    """The folder that holds the export: an LMS zip unpacked and zipped again with its
+    folder (``submissions/hoppergrace_111_...``) is read like the original."""
+    while True:
+        entries = [p for p in root.iterdir() if not _hidden(p.relative_to(root))]
+        if len(entries) != 1 or not entries[0].is_dir() or _lms_name(entries[0].name):
+            return root
+        inner = [p.name for p in entries[0].iterdir()]
+        if not any(_lms_name(n) or n.startswith("submission_") for n in inner):
+            return root
+        root = entries[0]
+
+
 def scan_export(root: Path, assignment: str, zone) -> Scan:
     """Every attempt found under ``root`` (see the module docstring for the schemes)."""
     scan = Scan()
     consumed: set[Path] = set()
+    root = _unwrap(root)
     _gradescope(root, scan, zone, consumed)
     blackboard: dict[tuple, Attempt] = {}
     for path in sorted(root.rglob("*")):
@@ -727,6 +750,13 @@ def _plan_students(scan: Scan, released, identities: Identities, outcome: Collec
             )
             continue
         attempts.sort(key=Attempt.key)
+        with_files = [a for a in attempts if a.files]
+        if not with_files:
+            outcome.no_files.append(
+                f"{sid}: {', '.join(a.label or _describe(a) for a in attempts)} holds no file"
+            )
+            continue
+        attempts = with_files
         newest = attempts[-1]
         if len(attempts) > 1:
             if attempts[-2].key() == newest.key():
