@@ -42,13 +42,20 @@ class ValidationReport:
     def ok(self) -> bool:
         return all(ok for _, ok, _ in self.checks)
 
+    warnings: list[str] = field(default_factory=list)
+
     def add(self, name: str, problems: list[str]) -> None:
         self.checks.append((name, not problems, "; ".join(problems[:10])))
+
+    def warn(self, problems: list[str]) -> None:
+        """Problems worth fixing that do not fail validation."""
+        self.warnings += problems
 
     def render(self) -> str:
         lines = [f"{self.assignment}: {'OK' if self.ok else 'FAILED'}"]
         for name, ok, detail in self.checks:
             lines.append(f"  [{'ok' if ok else 'FAIL'}] {name}" + (f": {detail}" if detail else ""))
+        lines += [f"  [warn] {w}" for w in self.warnings]
         return "\n".join(lines)
 
 
@@ -143,6 +150,7 @@ def validate(course: Course, assignments: list[str] | None = None, workers: int 
                         for p in find_leaks(submissions.read(src_path), submissions.read(rel_path))
                     ]
             report.add("release holds no solution code or hidden tests", leaks)
+            report.warn(_public_only(source))
             for kind in ("solution", "released"):
                 sub_dir = scratch.submission_directory(name, kind)
                 sub_dir.mkdir(parents=True)
@@ -177,6 +185,25 @@ def validate(course: Course, assignments: list[str] | None = None, workers: int 
             for (name, kind), report in expectations.items():
                 report.add(*_judge(kind, outcomes.get((name, kind))))
     return reports
+
+
+def _public_only(source: Path) -> list[str]:
+    """Autograded test cells without a ``check(...)``: such a cell is scored by what the
+    student's kernel did, which student code can influence (coursekit grade scores every
+    other test cell by its hidden verdict alone)."""
+    from coursekit.instructor.hidden import hidden_checks
+
+    problems = []
+    for path in sorted(source.glob("*.ipynb")):
+        for cell in submissions.read(path).cells:
+            meta = cell.get("metadata", {}).get("nbgrader", {})
+            is_test = cell.cell_type == "code" and meta.get("grade") and not meta.get("solution")
+            if is_test and not hidden_checks(cell.source):
+                problems.append(
+                    f"{path.name}: test cell {meta.get('grade_id')} has no hidden check "
+                    '(add check("task", fn, seed=N) between the hidden-test markers)'
+                )
+    return problems
 
 
 def _judge(kind: str, result) -> tuple[str, list[str]]:
