@@ -121,12 +121,14 @@ def _histogram(scores: list[float], maximum: float, path: Path, title: str) -> N
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import MaxNLocator
 
     fig, ax = plt.subplots(figsize=(6, 3.5), dpi=100)
     bins = max(1, min(20, int(maximum) if maximum >= 1 else 1))
     ax.hist(scores, bins=bins, range=(0, maximum or 1), color="#4070a0", edgecolor="white")
     ax.set_xlabel("autograded score")
     ax.set_ylabel("submissions")
+    ax.yaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_title(title)
     fig.tight_layout()
     fig.savefig(path)
