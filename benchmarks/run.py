@@ -106,6 +106,15 @@ class Result:
     notes: str = ""
     extra: dict = field(default_factory=dict)
 
+    def ratio_range(self) -> list[float] | None:
+        """``[min, max]`` of the per-repeat ratios (run i of ours against run i of the
+        baseline, taken one after the other), or ``None`` without a baseline."""
+        pairs = list(zip(self.ours_times, self.baseline_times))
+        if not pairs or any(b <= 0 or o <= 0 for o, b in pairs):
+            return None
+        ratios = [o / b if self.kind == "time" else b / o for o, b in pairs]
+        return [min(ratios), max(ratios)]
+
     def as_dict(self) -> dict:
         ours = statistics.median(self.ours_times) if self.ours_times else None
         base = statistics.median(self.baseline_times) if self.baseline_times else None
@@ -142,6 +151,8 @@ class Result:
             ),
             # the same ratio from the fastest runs: less sensitive to a loaded machine
             "ratio_of_minimums": ratio_min,
+            # the spread: the smallest and largest ratio of a run to the run taken with it
+            "ratio_range": self.ratio_range(),
             "target": None if self.target is None else {"op": op, "value": self.target},
             "met": met,
             "repeats": len(self.ours_times),
@@ -766,12 +777,15 @@ def _fmt_target(entry: dict) -> str:
 def table(entries: list[dict]) -> str:
     """The results as a Markdown table."""
     head = (
-        "| benchmark | shape | ours (median) | baseline | baseline (median) | ratio | target "
+        "| benchmark | shape | ours (median) | baseline | baseline (median) | ratio (range) | target "
         "| met | ratio of fastest runs |"
     )
     lines = [head, "|---|---|---|---|---|---|---|---|---|"]
     for e in entries:
         ratio = "-" if e["ratio"] is None else f"{e['ratio']:.3g}×"
+        if e.get("ratio_range"):
+            low, high = e["ratio_range"]
+            ratio += f" ({low:.3g}–{high:.3g})"
         best = "-" if e.get("ratio_of_minimums") is None else f"{e['ratio_of_minimums']:.3g}×"
         if e["ratio_is"] and e["ratio_is"].startswith("baseline"):
             ratio += " faster"
@@ -915,10 +929,27 @@ def main(argv: list[str] | None = None) -> int:
         "(marked with the run they came from)",
     )
     args = parser.parse_args(argv)
-    if args.json is None and not args.quick:
+    # Only a full run writes the committed results and chart by default; a partial run
+    # writes them only when told where (and never over the committed files unless it
+    # merges them, so their other entries survive).
+    full = not args.quick and not args.only
+    if args.json is None and full:
         args.json = HERE / "results.json"
-    if args.chart is None and not args.quick:
+    if args.chart is None and full:
         args.chart = HERE / "performance.png"
+    committed = {(HERE / "results.json").resolve(), (HERE / "performance.png").resolve()}
+    merged = {p.resolve() for p in args.merge}
+    for target in (args.json, args.chart):
+        if (
+            target is not None
+            and not full
+            and target.resolve() in committed
+            and (HERE / "results.json").resolve() not in merged
+        ):
+            parser.error(
+                f"a partial run would overwrite {target.name}; pass --merge "
+                f"{HERE / 'results.json'} to keep the other entries, or write elsewhere"
+            )
 
     repeats = args.repeats or (REPEATS["quick"] if args.quick else REPEATS["full"])
     names = args.only or list(BENCHMARKS)

@@ -60,6 +60,9 @@ def check_entry(entry: dict) -> None:
         else entry["ratio"] >= target["value"]
     )
     assert entry["met"] is met, name
+    if entry.get("ratio_range") is not None:  # the spread holds every run's ratio
+        low, high = entry["ratio_range"]
+        assert low <= high and low > 0, name
 
 
 @pytest.mark.slow
@@ -100,6 +103,20 @@ def test_only_and_merge_combine_runs(tmp_path):
     assert "from_run" not in entries["softmax_cross_entropy_fwd_bwd"]
     for entry in entries.values():
         check_entry(entry)
+
+
+def test_a_partial_run_never_overwrites_the_committed_results(tmp_path):
+    committed = ROOT / "benchmarks" / "results.json"
+    before = committed.read_bytes()
+    proc = subprocess.run(
+        [sys.executable, str(RUN), "--only", "softmax", "--json", str(committed)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert proc.returncode == 2 and "partial run would overwrite results.json" in proc.stderr
+    assert committed.read_bytes() == before
 
 
 def test_unknown_benchmark_name_is_rejected():
