@@ -180,7 +180,7 @@ def edition_files(course: Course, title: str = "Training deep networks") -> dict
         project = tomllib.loads((repo / "pyproject.toml").read_text())["project"]
         meta["license"] = project.get("license", {}).get("text", "MIT")
     deps = ",\n".join(f'    "{r}"' for r in _student_requirements())
-    template = (_TEMPLATES / "pyproject.toml").read_text()
+    template = (_TEMPLATES / "pyproject.toml.in").read_text()
     files["pyproject.toml"] = template.format(dependencies=deps, **meta).encode()
     readme = (_TEMPLATES / "README.md").read_text()
     files["README.md"] = readme.format(
