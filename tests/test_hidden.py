@@ -204,7 +204,8 @@ def test_exit_crash_and_timeout_cost_only_that_check():
     checks = [SOFTMAX_CHECK, HiddenCheck("a1.logsumexp", 12, ("logsumexp",))]
     verdicts = grade([exits, logsumexp], checks)
     assert (
-        verdicts[checks[0]].status == "error" and "ended the process" in verdicts[checks[0]].message
+        verdicts[checks[0]].status == "error"
+        and "the process that runs your code ended (an exit" in verdicts[checks[0]].message
     )
     assert verdicts[checks[1]].status == "passed"
     spins = "def softmax(logits):\n    while True:\n        pass\n"
@@ -392,3 +393,24 @@ def test_the_sandboxed_runner_has_no_reference_torch_or_grader_environment(
     assert "hunter2" not in note and "COURSEKIT_TEST_SECRET" not in note
     if bubblewrap:
         assert "torch: " in note and "home []" in note
+
+
+def test_a_malformed_answer_in_turn_is_integrity_not_a_crash():
+    nested = textwrap.dedent(
+        """
+        import os, struct, time
+
+
+        def softmax(logits):
+            body = b'{"label": "x", "output": ' + b'{"tuple": [' * 100000 + b']}' * 100000 + b'}'
+            for fd in range(3, 12):
+                try:
+                    os.write(fd, struct.pack(">Q", len(body)) + body)
+                except OSError:
+                    continue
+            time.sleep(5)
+            return logits
+        """
+    )
+    verdicts = grade([nested], [SOFTMAX_CHECK, HiddenCheck("a1.logsumexp", 12, ("logsumexp",))])
+    assert {v.status for v in verdicts.values()} == {"integrity"}

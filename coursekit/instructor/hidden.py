@@ -481,7 +481,7 @@ class HiddenProcess:
     whole environment.
     """
 
-    def __init__(self, argv: list[str], env: dict[str, str], cwd: str = "/"):
+    def __init__(self, argv: list[str], env: dict[str, str], cwd: str = "/", watch=None):
         self.proc = subprocess.Popen(
             argv,
             stdin=subprocess.PIPE,
@@ -491,6 +491,8 @@ class HiddenProcess:
             cwd=cwd,
             start_new_session=True,
         )
+        # ``watch(pid)`` returns a watchdog with ``stop()`` (memory of the process tree).
+        self._watch = watch(self.proc.pid) if watch is not None else None
 
     def _send(self, payload: bytes) -> None:
         try:
@@ -507,7 +509,7 @@ class HiddenProcess:
         body = self._read(fd, size, deadline)
         try:
             reply = json.loads(body)
-        except ValueError as exc:
+        except (ValueError, RecursionError) as exc:
             raise ChannelError("an answer that is not JSON") from exc
         if not isinstance(reply, dict):
             raise ChannelError("an answer that is not a record")
@@ -543,8 +545,11 @@ class HiddenProcess:
         self.begin_setup(units, state)
         return self.finish_setup(deadline)
 
+    ready = False
+
     def finish_setup(self, deadline: float) -> list[str]:
         reply = self._receive(deadline)
+        self.ready = True
         if reply.get("ready") is not True or not isinstance(reply.get("notes"), list):
             raise ChannelError("a malformed answer to the setup")
         return [str(n)[:500] for n in reply["notes"]][:50]
@@ -558,13 +563,15 @@ class HiddenProcess:
             return str(reply["missing"])
         try:
             (outcome,) = outcomes_from_json(json.dumps([reply]))
-        except (ValueError, KeyError, TypeError) as exc:
+        except (ValueError, KeyError, TypeError, AttributeError, RecursionError) as exc:
             raise ChannelError(f"a malformed answer ({exc})") from exc
         if outcome.label != case.label:
             raise ChannelError("an answer for another case")
         return outcome
 
     def close(self) -> None:
+        if self._watch is not None:
+            self._watch.stop()
         try:
             os.killpg(self.proc.pid, signal.SIGKILL)
         except (ProcessLookupError, PermissionError):
@@ -631,6 +638,11 @@ class ProcessFactory:
     group of tasks (the runtime without their references)."""
 
     start: Callable[[list[Task]], tuple[list[str], dict[str, str]]]
+    watch: Callable[[int], object] | None = None
+
+    def process(self, tasks: list[Task]) -> HiddenProcess:
+        argv, env = self.start(tasks)
+        return HiddenProcess(argv, env, watch=self.watch)
 
 
 def run_hidden_checks(
@@ -686,7 +698,7 @@ def prestart(checks: list[HiddenCheck], units: Units, factory: ProcessFactory):
             tasks.append(task)
     if not tasks:
         return None
-    process = HiddenProcess(*factory.start(tasks))
+    process = factory.process(tasks)
     try:
         process.begin_setup(units.units, None)
     except ChannelError:
@@ -719,6 +731,11 @@ def _grade_check(process, task, check, units, notes, secret, deadline, timeout) 
     return verdict
 
 
+def notes_read(process: HiddenProcess | None) -> bool:
+    """Whether the runner got past the student's definitions."""
+    return bool(process is not None and process.ready)
+
+
 def _run_group(group, tasks, units, factory, secret, timeout, exported, ready=None):
     verdicts: dict[HiddenCheck, TaskVerdict] = {}
     process, notes, void = None, [], None
@@ -734,7 +751,7 @@ def _run_group(group, tasks, units, factory, secret, timeout, exported, ready=No
                     process, ready = ready, None
                     notes = process.finish_setup(deadline)
                 elif process is None:
-                    process = HiddenProcess(*factory.start(tasks))
+                    process = factory.process(tasks)
                     notes = process.setup(units.units, exported, deadline)
                 verdict = _grade_check(
                     process, task, check, units, notes, secret, deadline, timeout
@@ -743,11 +760,12 @@ def _run_group(group, tasks, units, factory, secret, timeout, exported, ready=No
             except TimeoutError:
                 verdict = TaskVerdict(task.name, "timeout", "your definitions took too long to run")
             except ProcessStopped:
+                when = "while your definitions ran " if not notes_read(process) else ""
                 verdict = TaskVerdict(
                     task.name,
                     "error",
-                    f"{task.name}: your code ended the process that runs it (an exit, a crash "
-                    "or the memory limit)",
+                    f"{task.name}: the process that runs your code ended {when}(an exit, a "
+                    "crash or the memory limit)",
                 )
             except ChannelError as exc:
                 void = f"integrity: {exc}; the hidden tests that follow get no credit"

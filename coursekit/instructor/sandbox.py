@@ -829,7 +829,8 @@ class SandboxedExecute(Execute):
         return hidden.ProcessFactory(
             lambda tasks: runner_command(
                 tasks, scratch_dir=scratch, runtime_root=runtimes, hide=hide, limits=limits
-            )
+            ),
+            watch=lambda pid: Watchdog(pid, limits.memory),
         )
 
     def _grade_hidden(self, checks, units, exported, factory, ready):
