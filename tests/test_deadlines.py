@@ -82,3 +82,15 @@ def test_no_deadline_means_never_late_and_times_are_parsed_like_nbgrader():
     nbgrader_style = parse_time("2026-10-01 12:30:00.000000 UTC", UTC)
     assert nbgrader_style == at("2026-10-01T12:30:00")
     assert parse_time("2026-10-01T14:30:00+02:00", UTC) == at("2026-10-01T12:30:00")
+
+
+def test_nbgrader_duedate_from_the_gradebook_is_the_fallback():
+    config = Config()
+    config.CoursekitDeadlines.policy = "per_day"
+    gradebook = {"a1": at("2026-10-01T12:00:00")}  # as read from nbgrader's Assignment.duedate
+    d = Deadlines(CoursekitDeadlines(config=config), gradebook)
+    assert d.deadline("a1") == at("2026-10-01T12:00:00")
+    assert d.lateness("a1", "x", {"a1": {"submitted": at("2026-10-02T11:00:00")}}).days == 1
+    config.CoursekitDeadlines.duedates = {"a1": "2026-10-03 12:00+00:00"}  # the course's wins
+    d = Deadlines(CoursekitDeadlines(config=config), gradebook)
+    assert d.deadline("a1") == at("2026-10-03T12:00:00")
