@@ -146,8 +146,15 @@ def _coursekit_fetch(fig, _original=_coursekit_inline._fetch_figure_metadata):
     return metadata
 
 
+def _coursekit_mimebundle(self, include=None, exclude=None):
+    # A figure displayed as a cell's value (not through plt.show) gets its alt text here.
+    description = _coursekit_describe(self)
+    return ({}, {"image/png": {"alt": description}}) if description else ({}, {})
+
+
 _coursekit_inline._fetch_figure_metadata = _coursekit_fetch
-del _coursekit_fetch
+__import__("matplotlib.figure").figure.Figure._repr_mimebundle_ = _coursekit_mimebundle
+del _coursekit_fetch, _coursekit_mimebundle
 """
 
 _MATHJAX3 = """
