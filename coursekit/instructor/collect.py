@@ -3,28 +3,32 @@
 RULES is the documentation shown by ``coursekit collect --help``.
 
 The learning-management systems name the files of a "download all submissions" zip as
-follows (the patterns recognised here):
+follows (the patterns recognised here; sources in brackets):
 
 * Canvas: ``<name>_[LATE_]<user id>_<attachment id>_<original file name>``, with ``<name>``
   the sortable name lower-cased without spaces or punctuation (``hoppergrace``); a file
   uploaded again under the same name gets ``-1``, ``-2``... before its extension.
-  (Canvas Community, "How do I download all student submissions for an assignment",
-  and the naming described by Canvas_submission_sort / canvas-unzipper READMEs.)
+  [README of mikewesthad/canvas-unzipper (``smithbob_340934_208490284_BobsWork.zip``);
+  README and ``sub_name.awk`` of TimHanneman/Canvas_submission_sort (the extra late field,
+  the resubmission number before the extension).]
 * Moodle: ``<Full Name>_<participant id>_assignsubmission_file_<original file name>``, or
   with "download submissions in folders", a folder ``<Full Name>_<participant id>_
-  assignsubmission_file_/`` holding the files as uploaded (Moodle's ``mod/assign``
-  ``downloadasfolders_help`` string; the participant id is per assignment). The zip has no
-  times; Moodle's grading worksheet (CSV: ``Identifier`` = ``Participant <id>``, ``Email
-  address``, ``Status`` saying "... late", ``Last modified (submission)``) placed beside
-  the files adds them.
+  assignsubmission_file_/`` holding the files as uploaded; the participant id is per
+  assignment. [Moodle's ``mod/assign/lang/en/assign.php``, ``downloadasfolders_help``:
+  "Each submission is then put in a separate folder ... and files are not renamed".] The
+  zip has no times; Moodle's grading worksheet (CSV: ``Identifier`` = ``Participant <id>``,
+  ``Email address``, ``Status`` saying "... late", ``Last modified (submission)``) placed
+  beside the files adds them.
 * Blackboard Learn ("Assignment File Download"):
   ``<assignment>_<user name>_attempt_<YYYY-MM-DD-HH-MM-SS>_<original file name>`` plus a
   ``<assignment>_<user name>_attempt_<date>.txt`` receipt with ``Name: Full Name (user)``
-  and ``Date Submitted:`` lines (BBGradebookOrganiser and blackboard-analysis-tools docs).
+  and ``Date Submitted:`` lines. [The example in issue 16; BBGradebookOrganiser's
+  instructions (one gradebook zip, per-submission text files with the student's comments);
+  jeroendoggen/blackboard-analysis-tools (names and dates read from those .txt files).]
 * Gradescope ("Export Submissions"): ``assignment_<id>_export/submission_<id>/<files>``
   with ``submission_metadata.yml`` mapping each ``submission_<id>`` to ``:submitters:``
-  (``:name:``, ``:sid:``, ``:email:``) and ``:created_at:`` (Gradescope autograder docs,
-  "Submission Metadata").
+  (``:name:``, ``:sid:``, ``:email:``) and ``:created_at:``. [Gradescope autograder docs,
+  "Submission Metadata" (the same fields as JSON for one submission).]
 """
 
 from __future__ import annotations
