@@ -405,3 +405,12 @@ def test_report_section_says_why_there_is_nothing_to_compare(tmp_path):
     _small_class(root)
     section = sim.report_section(sim.Course.locate(root), "a1")
     assert "copier" in section and "<table>" in section
+
+
+def test_keyword_argument_names_stay_when_a_variable_of_that_name_is_renamed():
+    one = _units(
+        "def f(x, eps=1e-5):\n    y, axis = x, 0\n    return g(y, axis=axis, eps=eps)\n", ""
+    )
+    two = _units("def f(x, eps=1e-5):\n    z, a = x, 0\n    return g(z, axis=a, eps=eps)\n", "")
+    assert one[0].key == two[0].key
+    assert "axis" in one[0].key and one[0].key.count("V") >= 4

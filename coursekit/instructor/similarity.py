@@ -284,9 +284,28 @@ def cell_units(source: str, starter: set[str], bound: set[str]) -> list[Unit]:
     else:
         groups.append((1, len(lines)))
     tokens_by_row: dict[int, list] = {}
-    previous = ""
-    for kind, text, row, c0, c1 in _raw_tokens(source):
-        norm = _normalize(kind, text, previous, bound)
+    raw = _raw_tokens(source)
+    previous, signature, brackets = "", False, []
+    for i, (kind, text, row, c0, c1) in enumerate(raw):
+        following = raw[i + 1][1] if i + 1 < len(raw) else ""
+        if kind == tokenize.NAME and text in ("def", "lambda"):
+            signature = True
+        elif (text == ":" and not brackets) or kind == tokenize.NEWLINE:
+            signature = False
+        if kind == tokenize.OP and text in "([{":
+            brackets.append(text)
+        elif kind == tokenize.OP and text in ")]}" and brackets:
+            brackets.pop()
+        if (
+            kind == tokenize.NAME
+            and following == "="
+            and previous in ("(", ",")
+            and brackets[-1:] == ["("]
+            and not signature
+        ):
+            norm = text  # a keyword argument's name belongs to the function called
+        else:
+            norm = _normalize(kind, text, previous, bound)
         previous = text
         if norm is not None:
             tokens_by_row.setdefault(row, []).append((norm, c0, c1))
