@@ -242,7 +242,7 @@ submission_1001:
     :sid: '777'
     :email: grace@uni.edu
   :created_at: 2026-10-01 10:00:00.000000000 -07:00
-  :score: 0.0
+  :score: !ruby/object:BigDecimal 18:0.0
   :status: processed
 submission_1002:
   :submitters:

@@ -293,6 +293,25 @@ class Scan:
     moodle_sheet: dict = field(default_factory=dict)  # {participant id: time, late, e-mail}
 
 
+def _tolerant_loader():
+    """A safe YAML loader that reads Ruby-tagged values (``!ruby/object:BigDecimal 10.0``,
+    as Rails writes them) as plain values instead of refusing the file."""
+    import yaml
+
+    class Loader(yaml.SafeLoader):
+        pass
+
+    def plain(loader, suffix, node):
+        if isinstance(node, yaml.MappingNode):
+            return loader.construct_mapping(node, deep=True)
+        if isinstance(node, yaml.SequenceNode):
+            return loader.construct_sequence(node, deep=True)
+        return loader.construct_scalar(node)
+
+    Loader.add_multi_constructor("!", plain)
+    return Loader
+
+
 def _gradescope(root: Path, scan: Scan, zone, consumed: set) -> None:
     candidates = [root / GRADESCOPE_METADATA] + sorted(root.glob(f"*/{GRADESCOPE_METADATA}"))
     for meta_path in candidates:
@@ -302,7 +321,7 @@ def _gradescope(root: Path, scan: Scan, zone, consumed: set) -> None:
 
         base = meta_path.parent
         try:
-            meta = yaml.safe_load(meta_path.read_text("utf-8")) or {}
+            meta = yaml.load(meta_path.read_text("utf-8"), Loader=_tolerant_loader()) or {}
         except yaml.YAMLError as exc:
             scan.unmatched.append(f"{meta_path.relative_to(root)} (unreadable YAML: {exc})")
             meta = {}
