@@ -145,7 +145,7 @@ def cmd_report(args) -> int:
     course = _course(args)
     report = write_report(course, args.assignment, progress=not args.quiet)
     print(report.text)
-    print(f"\nreport: {report.directory}")
+    print(f"\nreport: {report.directory} (open {report.directory / 'report' / 'index.html'})")
     return 0
 
 
