@@ -414,3 +414,10 @@ def test_a_malformed_answer_in_turn_is_integrity_not_a_crash():
     )
     verdicts = grade([nested], [SOFTMAX_CHECK, HiddenCheck("a1.logsumexp", 12, ("logsumexp",))])
     assert {v.status for v in verdicts.values()} == {"integrity"}
+
+
+def test_text_that_cannot_be_encoded_is_escaped_in_messages():
+    raising = 'def softmax(logits):\n    raise ValueError("bad \\ud800 text")\n'
+    verdict = grade([raising], [SOFTMAX_CHECK])[SOFTMAX_CHECK]
+    assert verdict.status == "error" and "bad \\ud800 text" in verdict.message
+    verdict.message.encode("utf-8")

@@ -601,6 +601,11 @@ class TaskVerdict:
     status: str
     message: str = ""
 
+    def __post_init__(self) -> None:
+        # What the student's code raised may hold text that cannot be encoded (lone
+        # surrogates): escaped here, before it reaches a feedback page.
+        self.message = self.message.encode("utf-8", "backslashreplace").decode("utf-8")
+
     @property
     def passed(self) -> bool:
         return self.status == "passed"
