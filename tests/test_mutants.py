@@ -59,6 +59,10 @@ def test_no_unexplained_surviving_mutant(name):
         "(kill them with a new case, or list them with an argument in "
         "tools/equivalent_mutants.json):\n  " + "\n  ".join(report.unexplained)
     )
+    assert not report.contradicted, (
+        f"{name}: listed as equivalent but failed on some seeds, so not equivalent:\n  "
+        + "\n  ".join(report.contradicted)
+    )
     assert not report.stale, (
         f"{name}: listed as equivalent but now killed or no longer made "
         "(python tools/mutants.py --prune removes them):\n  " + "\n  ".join(report.stale)

@@ -830,6 +830,7 @@ class TaskReport:
     explained: list[str]
     unexplained: list[str]
     stale: list[str]  # listed as equivalent but killed on every seed (or no longer made)
+    contradicted: list[str]  # listed as equivalent but failed on some seed: not equivalent
     seconds: float
 
     @property
@@ -851,6 +852,7 @@ def report_task(task_name: str, seeds=SEEDS, equivalents=None) -> TaskReport:
     survivors = [m.id for m in graded if not m.killed]
     by_id = {m.id: m for m in mutants}
     stale = [i for i in listed if i not in by_id or by_id[i].killed]
+    contradicted = [i for i in listed if i in by_id and by_id[i].flaky]
     return TaskReport(
         task=task_name,
         mutants=len(mutants),
@@ -861,6 +863,7 @@ def report_task(task_name: str, seeds=SEEDS, equivalents=None) -> TaskReport:
         explained=[i for i in survivors if i in listed],
         unexplained=[i for i in survivors if i not in listed],
         stale=stale,
+        contradicted=contradicted,
         seconds=seconds,
     )
 
@@ -901,6 +904,8 @@ def main(argv: list[str] | None = None) -> int:
             print(f"    SURVIVOR {i}")
         for i in r.stale:
             print(f"    STALE EQUIVALENT {i}")
+        for i in r.contradicted:
+            print(f"    NOT EQUIVALENT (fails on some seeds) {i}")
         if args.verbose:
             for i in r.explained:
                 print(f"    equivalent {i}")
@@ -918,7 +923,7 @@ def main(argv: list[str] | None = None) -> int:
         EQUIVALENTS_FILE.write_text(json.dumps(data, indent=1, ensure_ascii=False) + "\n")
     if args.json:
         args.json.write_text(json.dumps([dataclasses.asdict(r) for r in reports], indent=1))
-    return 1 if any(r.unexplained or r.stale for r in reports) else 0
+    return 1 if any(r.unexplained or r.stale or r.contradicted for r in reports) else 0
 
 
 if __name__ == "__main__":
