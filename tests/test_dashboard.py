@@ -219,6 +219,7 @@ def test_html_report_folder_stands_alone(course):
     assert not re.findall(r"(?:src|href)=['\"]https?://", index)
 
 
+@pytest.mark.browser
 def test_html_report_offline_in_chromium(course, tmp_path):
     chromium = find_chromium()
     if chromium is None:
