@@ -25,8 +25,10 @@ Fingerprints
     than five), are boilerplate: they count for nobody.
 
 Scores
-    For a pair of students, :func:`copydetect.compare_files` gives the fraction of each
-    one's fingerprinted tokens that the other's code also has; the pair's score is the mean
+    For a pair of students, the fraction of each one's fingerprinted tokens that lie in a
+    k-gram the other's code also has (what :func:`copydetect.compare_files` computes for one
+    pair; :func:`overlap_matrix` computes it for the whole class at once, and the page's
+    highlighted regions come from ``compare_files`` itself); the pair's score is the mean
     of the two. Against coursekit's own implementation (the grading tasks' ``reference``
     and ``library_functions``, read with :func:`inspect.getsource`) and against an archive
     of earlier terms, the score is the student's fraction alone. A pair at or above the
@@ -39,6 +41,8 @@ Configuration
         c.CoursekitSimilarity.threshold = 0.5  # flag pairs with score >= threshold
         c.CoursekitSimilarity.noise = 12  # k: tokens per fingerprinted k-gram
         c.CoursekitSimilarity.window = 1  # winnowing window, in k-grams (1: all k-grams)
+        # (window 1 gives the same scores in every run: Python salts its string hashes per
+        # process, and a wider window would pick other k-grams each time)
         c.CoursekitSimilarity.common = 0.2  # fingerprints in more of the class are ignored
         c.CoursekitSimilarity.archive = "archive"  # earlier terms (relative to the course)
 """
