@@ -343,3 +343,14 @@ def test_an_export_zipped_again_with_its_folder_and_a_receipt_without_file(
     assert "an LMS submission without any file:" in out and "ghost" in out
     assert not (course / "submitted" / "ghost").exists()
     assert not (course / "submitted" / "submissions").exists()
+
+
+def test_moodle_namesakes_without_roster_are_both_collected(course, tmp_path, capsys):
+    files = {
+        "John Smith_801_assignsubmission_file_/f1.ipynb": notebook("f1", "john-801"),
+        "John Smith_802_assignsubmission_file_/f1.ipynb": notebook("f1", "john-802"),
+    }
+    code, out = run(capsys, course, "f1", str(make_zip(tmp_path / "moodle.zip", files)))
+    assert code == 0, out
+    got = {marker(submitted(course, s)) for s in ("john-smith", "john-smith-802")}
+    assert got == {"john-801", "john-802"}

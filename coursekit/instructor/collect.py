@@ -553,6 +553,7 @@ class Identities:
             except ValueError:
                 self.known = {}
         self.changed = False
+        self.namesakes: set[str] = set()  # Moodle names of several participants
 
     def save(self) -> None:
         if self.changed:
@@ -576,6 +577,10 @@ class Identities:
 
     def _key(self, att: Attempt) -> str:
         if att.lms == "moodle":  # participant ids change from one assignment to the next
+            if att.email:
+                return f"moodle:{att.email.casefold()}"
+            if fold(att.name) in self.namesakes:  # two participants, one name: keep both
+                return f"moodle:{fold(att.name)}:{att.lms_id}"
             return f"moodle:{fold(att.name)}"
         return att.who
 
@@ -757,6 +762,11 @@ def _plan_students(scan: Scan, released, identities: Identities, outcome: Collec
         plans[student] = (stored, generated, "")
     # LMS attempts: who is who, then the newest attempt per student.
     by_student: dict[str, list[Attempt]] = {}
+    participants: dict[str, set] = {}
+    for att in scan.attempts:
+        if att.lms == "moodle":
+            participants.setdefault(fold(att.name), set()).add(att.lms_id)
+    identities.namesakes = {name for name, ids in participants.items() if len(ids) > 1}
     for att in scan.attempts:
         sid, problem, kind = identities.resolve(att)
         if sid is None:
