@@ -184,11 +184,13 @@ def test_moodle_with_roster_matches_names_with_accents(course, tmp_path, capsys)
 
 
 # -- Blackboard ------------------------------------------------------------------------------
-def receipt(name, user, when):
+def receipt(name, user, when, files=()):
+    listed = "".join(f"\tOriginal filename: {o}\n\tFilename: {f}\n" for o, f in files)
     return (
         f"Name: {name} ({user})\nAssignment: Vectorization\nDate Submitted: {when}\n"
         "Current Grade: Needs Grading\n\nSubmission Field:\nThere is no student submission "
-        "text data for this assignment.\n\nFiles:\n\tOriginal filename: vectorization.ipynb\n"
+        f"text data for this assignment.\n\nComments:\nThere are no student comments for "
+        f"this assignment.\n\nFiles:\n{listed}"
     )
 
 
@@ -354,3 +356,17 @@ def test_moodle_namesakes_without_roster_are_both_collected(course, tmp_path, ca
     assert code == 0, out
     got = {marker(submitted(course, s)) for s in ("john-smith", "john-smith-802")}
     assert got == {"john-801", "john-802"}
+
+
+def test_blackboard_receipt_gives_the_original_file_names(course, tmp_path, capsys):
+    stored = "f1_ivan_attempt_2026-10-01-12-30-00_helpers_1.py"
+    files = {
+        "f1_ivan_attempt_2026-10-01-12-30-00_f1.ipynb": notebook("f1", "ivan"),
+        stored: "X = 2\n",
+        "f1_ivan_attempt_2026-10-01-12-30-00.txt": receipt(
+            "Ivan Petrov", "ivan", "", [("my helpers.py", stored)]
+        ),
+    }
+    code, out = run(capsys, course, "f1", str(make_zip(tmp_path / "bb.zip", files)))
+    assert code == 0, out
+    assert submitted(course, "ivan", "my helpers.py").read_text() == "X = 2\n"

@@ -103,7 +103,9 @@ _BLACKBOARD = re.compile(
     r"(?:_(?P<file>.+)|(?P<receipt>\.txt))?$"
 )
 _BB_NAME = re.compile(r"^\s*Name:\s*(?P<name>.*?)\s*\((?P<user>[^()]+)\)\s*$", re.M)
-_BB_DATE = re.compile(r"^\s*Date Submitted:\s*(?P<date>.+?)\s*$", re.M)
+_BB_FILES = re.compile(
+    r"^\s*Original filename:\s*(?P<original>.+?)\s*$\s*^\s*Filename:\s*(?P<stored>.+?)\s*$", re.M
+)
 GRADESCOPE_METADATA = "submission_metadata.yml"
 _MOODLE_PARTICIPANT = re.compile(r"(\d+)\s*$")
 LMS_MAP = "lms_students.json"
@@ -396,6 +398,7 @@ def scan_export(root: Path, assignment: str, zone) -> Scan:
     root = _unwrap(root)
     _gradescope(root, scan, zone, consumed)
     blackboard: dict[tuple, Attempt] = {}
+    bb_originals: dict[str, str] = {}  # Blackboard's file name -> the student's
     for path in sorted(root.rglob("*")):
         rel = path.relative_to(root)
         if not path.is_file() or _hidden(rel) or path in consumed:
@@ -438,7 +441,7 @@ def scan_export(root: Path, assignment: str, zone) -> Scan:
             if m["late"]:
                 att.late = True
             if m["receipt"]:
-                _blackboard_receipt(att, path)
+                _blackboard_receipt(att, path, bb_originals)
             else:
                 att.files.append((m["file"] or first, path, None))
             continue
@@ -460,6 +463,8 @@ def scan_export(root: Path, assignment: str, zone) -> Scan:
             att.rank = max(att.rank, (int(m["aid"]),))
             continue
         _plain_file(scan, rel, first, path)
+    for att in blackboard.values():
+        att.files = [(bb_originals.get(p.name, name), p, r) for name, p, r in att.files]
     scan.attempts += list(blackboard.values())
     for att in scan.attempts:
         info = scan.moodle_sheet.get(att.lms_id) if att.lms == "moodle" else None
@@ -515,12 +520,16 @@ def _moodle_attempt(scan: Scan, m, inner: str, path: Path) -> None:
     att.files.append((inner or path.name, path, None))
 
 
-def _blackboard_receipt(att: Attempt, path: Path) -> None:
+def _blackboard_receipt(att: Attempt, path: Path, originals: dict) -> None:
+    """Name, late flag and the files' original names (``Files:`` section: ``Original
+    filename:`` / ``Filename:`` pairs) from a Blackboard receipt."""
     text = path.read_text("utf-8", errors="replace")
     if m := _BB_NAME.search(text):
         att.name = m["name"]
     if re.search(r"\bLATE\b", text):
         att.late = True
+    for m in _BB_FILES.finditer(text):
+        originals[m["stored"]] = m["original"]
 
 
 def _plain_file(scan: Scan, rel: Path, first: str, path: Path) -> None:
