@@ -62,6 +62,8 @@ def test_late_day_budget_is_spent_in_deadline_order():
     assert (second.days, second.free_days) == (2, 1)
     assert second.penalty_fraction == pytest.approx(0.2)
     assert "1 of them from the late-day budget" in second.note
+    assert first.budget_left == 1 and second.budget_left == 0
+    assert second.note.endswith("0 late day(s) left this term")
 
 
 def test_lms_late_flag_without_time_counts_one_day_and_none_policy_only_reports():

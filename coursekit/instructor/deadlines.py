@@ -113,6 +113,7 @@ class Lateness:
     free_days: int = 0
     penalty_fraction: float = 0.0
     note: str = ""
+    budget_left: int | None = None  # late days left after this one ("late_days" policy)
 
     @property
     def late(self) -> bool:
@@ -192,6 +193,10 @@ class Deadlines:
                 spent += free
             if name == assignment:
                 result = self._price(due, entry, days, free)
+                if self.policy == "late_days":
+                    result.budget_left = max(0, self.settings.late_day_budget - spent)
+                    if result.late:
+                        result.note += f"; {result.budget_left} late day(s) left this term"
                 break
         if result is None:
             result = Lateness(self.deadline(assignment, student), None)
