@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 
 from coursekit.instructor.course import Course, CourseError
 
@@ -157,7 +158,8 @@ def cmd_similarity(args) -> int:
         course,
         args.assignment,
         threshold=args.threshold,
-        archive=args.archive,
+        # a directory named on the command line is relative to where the command runs
+        archive=str(Path(args.archive).resolve()) if args.archive else None,
         workers=args.workers,
     )
     page = write_outputs(course, result, json_path=args.json)
