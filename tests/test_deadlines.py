@@ -58,6 +58,7 @@ def test_late_day_budget_is_spent_in_deadline_order():
     }
     first = d.lateness("a1", "x", info)
     assert (first.days, first.free_days, first.penalty_fraction) == (2, 2, 0)
+    assert first.note.startswith("2 days late, 2 of them from the late-day budget: no penalty")
     second = d.lateness("a2", "x", info)
     assert (second.days, second.free_days) == (2, 1)
     assert second.penalty_fraction == pytest.approx(0.2)

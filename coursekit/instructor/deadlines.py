@@ -217,10 +217,12 @@ class Deadlines:
             return out
         out.penalty_fraction = min(1.0, charged * s.penalty_per_day)
         used = f", {free} of them from the late-day budget" if free else ""
-        out.note = (
-            f"{days} day{'s' * (days != 1)} late{used}: "
+        cost = (
             f"-{100 * out.penalty_fraction:g}% of the maximum score"
+            if out.penalty_fraction
+            else "no penalty"
         )
+        out.note = f"{days} day{'s' * (days != 1)} late{used}: {cost}"
         if entry.get("submitted") is None:
             out.note += " (flagged late by the LMS, no submission time: counted as 1 day)"
         return out
