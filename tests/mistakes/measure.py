@@ -111,8 +111,23 @@ def _run(source: str, namespace: dict, *, provided: bool) -> None:
         exec(compile(tree, "<cell>", "exec"), namespace)  # noqa: S102 - our own notebooks
 
 
+_REFERENCE_NAMESPACES: dict[str, dict] = {}
+
+
 def base_namespace(aid: str, answers: dict[str, str] | None = None) -> dict:
-    """Execute the set-up and the (given or reference) answers of an assignment."""
+    """Execute the set-up and the (given or reference) answers of an assignment.
+
+    The reference namespace is executed once per assignment (A5 trains its final model) and
+    handed out as a copy.
+    """
+    if answers is None:
+        if aid not in _REFERENCE_NAMESPACES:
+            _REFERENCE_NAMESPACES[aid] = _execute(aid, None)
+        return dict(_REFERENCE_NAMESPACES[aid])
+    return _execute(aid, answers)
+
+
+def _execute(aid: str, answers: dict[str, str] | None) -> dict:
     import matplotlib
 
     matplotlib.use("Agg")
