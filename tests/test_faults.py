@@ -2,9 +2,9 @@
 
 Each test grades a small class of the fixture course (tests/fixtures/course) with the real
 nbgrader and breaks something on the way: the grader killed with SIGKILL in the middle of
-a ``--force`` run, a corrupted grading journal, a full scratch disk (a 2 MiB tmpfs
-mounted over the run directory; needs root, skipped otherwise), a kernel that never
-starts (a kernelspec whose command never answers).
+a ``--force`` run, a corrupted grading journal, a full scratch disk (a tmpfs mounted over
+the run directory with room for the gradebook snapshot and 96 KiB more; needs root,
+skipped otherwise), a kernel that never starts (a kernelspec whose command never answers).
 """
 
 from __future__ import annotations
