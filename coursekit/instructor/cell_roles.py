@@ -135,6 +135,11 @@ def _release_text(role: CellRole) -> str:
     return "\n".join(out).strip()
 
 
+def _lines(text: str) -> list[str]:
+    """The non-blank lines of ``text``, stripped: cells are compared line by line."""
+    return [line.strip() for line in text.splitlines() if line.strip()]
+
+
 def _meta(cell):
     return cell.get("metadata", {}).get("nbgrader")
 
@@ -147,7 +152,7 @@ def restore_stripped(nb, roles: dict[str, CellRole], order: list[str] | None = N
     ``roles``). Cells are aligned with the release in order, as a weighted longest common
     subsequence: a cell that kept its metadata anchors its release cell; a cell without
     metadata can take a release cell missing from the notebook, of the same cell type,
-    if it is a read-only cell with at least :data:`MIN_LOCKED_SIMILARITY` of its text,
+    if it is a read-only cell with at least :data:`MIN_LOCKED_SIMILARITY` of its lines,
     or an answer cell (its place decides, its likeness to the stub breaks ties).
     """
     order = [g for g in (order or list(roles)) if g in roles]
@@ -170,16 +175,20 @@ def restore_stripped(nb, roles: dict[str, CellRole], order: list[str] | None = N
             return None
         if grade_id not in matchers:
             matchers[grade_id] = difflib.SequenceMatcher(None, autojunk=False)
-            matchers[grade_id].set_seq2(_release_text(role))
+            matchers[grade_id].set_seq2(_lines(_release_text(role)))
         matcher = matchers[grade_id]
-        matcher.set_seq1(str(cell.get("source", "")).strip())
+        matcher.set_seq1(_lines(str(cell.get("source", ""))))
         if role.locked and not role.solution:
-            if matcher.real_quick_ratio() < MIN_LOCKED_SIMILARITY:
+            # cheap upper bounds first: most pairs are far apart
+            if (
+                matcher.real_quick_ratio() < MIN_LOCKED_SIMILARITY
+                or matcher.quick_ratio() < MIN_LOCKED_SIMILARITY
+            ):
                 return None
             similarity = matcher.ratio()
             return 2.0 * similarity if similarity >= MIN_LOCKED_SIMILARITY else None
         if role.solution:
-            return 0.2 + matcher.ratio()
+            return 0.2 + matcher.quick_ratio()  # only breaks ties between places
         return None
 
     best = [[0.0] * (m + 1) for _ in range(n + 1)]
