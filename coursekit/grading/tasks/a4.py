@@ -85,6 +85,13 @@ def _run_dropout_forward(fn, case: Case):
             np.all(~kept | np.isclose(ratio, 1.0 / (1.0 - p), rtol=1e-12))
         ),
         "fraction dropped is close to p": float(abs(1.0 - kept.mean() - p) < _DROP_FRACTION_TOL),
+        # The two numbers behind those checks, coarse enough to be the same for every correct
+        # dropout (the fraction is within 0.015 of p = 0, 0.3 or 0.8, far from a rounding
+        # boundary), so that a wrong one can be told apart: scaled by 1/p, by nothing, ...
+        "fraction dropped, to one decimal": round(float(1.0 - kept.mean()), 1),
+        "scale of the kept units, to 6 decimals": (
+            round(float(np.median(ratio[kept])), 6) if kept.any() else 0.0
+        ),
         "units are dropped independently": float(independent),
         "the same seed gives the same output": float(np.array_equal(out, np.asarray(again))),
         "another seed gives another output": float(not np.array_equal(out, np.asarray(other))),
