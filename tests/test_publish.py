@@ -198,6 +198,7 @@ def test_the_edition_holds_what_students_need(edition):
     assert settings["notebook_seconds"] == 900
     assert settings["notebook_output_bytes"] == 4 * 1024**2
     assert sorted(settings["assignments"]) == course.assignments()
+    assert "test_softmax" in settings["hidden_graded"]["a1"]  # graded by hidden tests
     readme = files["README.md"].decode()
     assert "<!-- setup-command -->" in readme and "<!-- check-command -->" in readme
     assert "coursekit check a1" in readme

@@ -129,7 +129,26 @@ def _grader_settings(course: Course, assignments: dict[str, list[str]]) -> dict:
         "notebook_output_bytes": limits.notebook_output_bytes,
         "kernel_env": {k: os.environ[k] for k in _KERNEL_ENV if k in os.environ},
         "assignments": assignments,
+        # which test cells the hidden tests grade (their ids only: the release names them)
+        "hidden_graded": _hidden_graded(course, assignments),
     }
+
+
+def _hidden_graded(course: Course, assignments: dict[str, list[str]]) -> dict:
+    """``{assignment: [grade ids of test cells with hidden tests]}`` from the source notebooks."""
+    found = {}
+    for name, notebooks in assignments.items():
+        ids = []
+        for notebook in notebooks:
+            path = course.directory("source") / name / notebook
+            if not path.is_file():
+                continue
+            for cell in nbformat.read(str(path), as_version=4).cells:
+                meta = cell.get("metadata", {}).get("nbgrader", {})
+                if meta.get("grade") and "BEGIN HIDDEN TESTS" in cell.get("source", ""):
+                    ids.append(meta.get("grade_id"))
+        found[name] = ids
+    return found
 
 
 def _student_requirements() -> list[str]:

@@ -66,6 +66,8 @@ class Settings:
     notebook_output_bytes: int = 4 * 1024**2
     kernel_env: dict = field(default_factory=dict)
     assignments: dict = field(default_factory=dict)
+    #: ``{assignment: [test cells the hidden tests grade]}``
+    hidden_graded: dict = field(default_factory=dict)
 
 
 # -- nbgrader's view of a cell (the same rules as nbgrader.utils, without nbgrader) ----------
@@ -437,10 +439,13 @@ def used_before_defined(nb) -> list[str]:
 
 @dataclass
 class TestResult:
+    """A test cell run as the grader runs it (``hidden``: hidden tests decide its points)."""
+
     cell: str
     points: float
     passed: bool
     message: str | None = None
+    hidden: bool = False
 
 
 @dataclass
@@ -502,7 +507,8 @@ class Report:
             for test in self.tests:
                 mark = "pass" if test.passed else "FAIL"
                 why = f"  {test.message}" if test.message and not test.passed else ""
-                lines.append(f"    {mark}  {test.cell} ({test.points:g} points){why}")
+                more = ", plus hidden tests" if test.hidden else ""
+                lines.append(f"    {mark}  {test.cell} ({test.points:g} points{more}){why}")
             for gid, points in self.missing_tests:
                 lines.append(f"    GONE  {gid} ({points:g} points): deleted, scores 0")
         sections = (
@@ -544,8 +550,15 @@ class Report:
         }
 
 
-def check_notebook(path, release, settings: Settings, expected_name: str | None = None) -> Report:
-    """Check one notebook file against its ``release`` notebook, as the grader would grade it."""
+def check_notebook(
+    path, release, settings: Settings, expected_name: str | None = None, hidden=()
+) -> Report:
+    """Check one notebook file against its ``release`` notebook, as the grader would grade it.
+
+    ``hidden`` names the test cells whose points the hidden tests decide: the grader notes
+    a failed visible test there and grades the function on the hidden cases, which a
+    function that fails the visible test will hardly pass.
+    """
     import nbformat
 
     path = Path(path)
@@ -604,7 +617,9 @@ def check_notebook(path, release, settings: Settings, expected_name: str | None 
         error = _first_error(cell)
         if _is_test(cell):
             message = (": ".join(part for part in error if part)) if error else None
-            report.tests.append(TestResult(_grade_id(cell), _points(cell), error is None, message))
+            gid = _grade_id(cell)
+            result = TestResult(gid, _points(cell), error is None, message, gid in hidden)
+            report.tests.append(result)
         elif error and error[0] not in ("CellTimeoutError", "NotebookTimeout", "KeyboardInterrupt"):
             report.errors.append(f"cell {index + 1}: {': '.join(p for p in error if p)}")
     return report
@@ -624,6 +639,7 @@ def _edition_settings() -> Settings | None:
         notebook_output_bytes=int(data["notebook_output_bytes"]),
         kernel_env=dict(data.get("kernel_env", {})),
         assignments={k: list(v) for k, v in data["assignments"].items()},
+        hidden_graded={k: list(v) for k, v in data.get("hidden_graded", {}).items()},
     )
 
 
@@ -669,6 +685,7 @@ def _course_release(root: Path, assignment: str) -> tuple[Settings, Path]:
         notebook_output_bytes=int(data["notebook_output_bytes"]),
         kernel_env=dict(data["kernel_env"]),
         assignments=notebooks,
+        hidden_graded=data["hidden_graded"],
     )
     return settings, release_dir / assignment
 
@@ -719,7 +736,8 @@ def check_assignment(
                     f"{path.name} is none of the notebooks of {assignment} ({', '.join(names)}): "
                     "name it like the release"
                 )
-        reports.append(check_notebook(path, release[expected], settings, expected))
+        hidden = settings.hidden_graded.get(assignment, ())
+        reports.append(check_notebook(path, release[expected], settings, expected, hidden))
     folder_names = {Path(p).name for p in notebooks}
     for name in names:
         if name not in folder_names and not any(r.expected_name == name for r in reports):
