@@ -281,3 +281,50 @@ def test_each_kernel_home_gets_the_graders_matplotlib_font_list(tmp_path):
     # and a sandboxed kernel looks for it there
     nb = run_cells(tmp_path, ["import matplotlib, os\nprint(matplotlib.get_cachedir())"])
     assert stdout(nb.cells[0]).strip().endswith(".matplotlib")
+
+
+def test_test_cells_are_scored_by_coursekit_not_by_their_outputs(tmp_path):
+    def test_cell(source, grade_id):
+        cell = nbformat.v4.new_code_cell(source)
+        cell.metadata["nbgrader"] = {
+            "grade": True,
+            "solution": False,
+            "locked": True,
+            "points": 1,
+            "grade_id": grade_id,
+            "schema_version": 3,
+        }
+        return cell
+
+    nb = code_notebook(
+        [
+            "get_ipython().events.register('post_run_cell', "
+            "lambda *a: get_ipython().displayhook('ok'))"
+        ]
+    )
+    nb.cells += [
+        test_cell("assert 1 == 2, 'public assert'", "public_only_fails"),
+        test_cell("assert True", "public_only_passes"),
+        test_cell("1 + 1", "returns_a_value"),
+    ]
+    submission = tmp_path / "submitted" / "alice" / "a1"
+    submission.mkdir(parents=True)
+    config = Config()
+    config.SandboxedKernelManager.scratch_dir = str(tmp_path / "scratch")
+    SandboxedExecute(config=config).preprocess(
+        nb, {"metadata": {"path": str(submission)}, "unique_key": "nb"}
+    )
+    kinds = [[o.output_type for o in c.outputs] for c in nb.cells[1:]]
+    # an execute_result is never left in a test cell (nbgrader would read it as the score)
+    assert all("execute_result" not in k for k in kinds), kinds
+    failing, passing, value = nb.cells[1:]
+    assert [o.ename for o in failing.outputs if o.output_type == "error"] == ["GradingError"]
+    assert "public test failed: AssertionError: public assert" in stdout(failing) + "".join(
+        o.get("text", "") for o in failing.outputs
+    )
+    assert not [o for o in passing.outputs + value.outputs if o.output_type == "error"]
+    import json
+
+    verdicts = json.loads((tmp_path / "scratch" / "verdicts.json").read_text())["nb"]
+    assert verdicts["public_only_fails"]["status"] == "failed"
+    assert verdicts["public_only_passes"]["status"] == "passed"

@@ -809,7 +809,9 @@ class SandboxedExecute(Execute):
             public_error = _neutralize_outputs(cell)
             grade_id = cell.metadata.get("nbgrader", {}).get("grade_id", str(index))
             statuses[grade_id] = _cell_status(found, verdicts, public_error)
-            if found and statuses[grade_id]["status"] != "passed":
+            if statuses[grade_id]["status"] != "passed":
+                # A cell without a hidden check is judged by its public asserts, as nbgrader
+                # would (coursekit validate warns about such cells).
                 cell.outputs.append(nbformat_error("GradingError", statuses[grade_id]["message"]))
         self._write_verdicts(scratch, resources, statuses)
         return nb, resources
