@@ -415,6 +415,9 @@ def execute(path: Path, *, timeout: int = 300):
     nb.cells.insert(0, setup)
     env = dict(os.environ)
     env.setdefault("MPLBACKEND", "module://matplotlib_inline.backend_inline")
+    # The lectures multiply small matrices, where extra BLAS threads only compete for the cores.
+    env.setdefault("OPENBLAS_NUM_THREADS", "1")
+    env.setdefault("OMP_NUM_THREADS", "1")
     with tempfile.TemporaryDirectory(prefix="coursekit-site-") as cwd:
         client = NotebookClient(
             nb,

@@ -71,3 +71,41 @@ def test_lecture_runs_and_its_claims_hold(path, tmp_path):
         assert math.isfinite(value) and holds(value), (
             f"{path.name}: {meaning} should hold, but {expression} = {value!r}"
         )
+
+
+# A stand-in for a missing PyTorch: any `import torch` in the kernel raises ImportError.
+_NO_TORCH = (
+    """raise ImportError("No module named 'torch' (hidden by the no-PyTorch lecture test)")\n"""
+)
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(900)
+def test_l08_runs_without_pytorch(tmp_path):
+    """lectures/README.md promises that L08 runs without PyTorch (only L10 needs it)."""
+    import os
+
+    from nbclient import NotebookClient
+
+    from coursekit.notebooks import poll_shell_in_slices
+
+    (tmp_path / "hide" / "torch").mkdir(parents=True)
+    (tmp_path / "hide" / "torch" / "__init__.py").write_text(_NO_TORCH)
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(
+        p for p in (str(tmp_path / "hide"), env.get("PYTHONPATH")) if p
+    )
+    (path,) = [p for p in LECTURES if p.stem.startswith("L08")]
+    nb = nbformat.read(path, as_version=4)
+    client = NotebookClient(
+        nb, timeout=300, kernel_name="python3", resources={"metadata": {"path": str(tmp_path)}}
+    )
+    with client.setup_kernel(env=env):
+        poll_shell_in_slices(client)
+        for index, cell in enumerate(nb.cells):
+            client.execute_cell(cell, index)
+    printed = "".join(
+        o.get("text", "") for c in nb.cells if c.cell_type == "code" for o in c.outputs
+    )
+    assert "PyTorch is not installed" in printed, "the torch stand-in was not used"
+    assert "L-BFGS needs PyTorch" in printed
