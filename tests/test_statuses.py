@@ -162,3 +162,17 @@ def test_an_unfinished_forced_run_is_remembered_until_done(tmp_path):
     assert journal.results() == []  # the marker is not a result
     journal.finish_force()
     assert journal.force_pending() is None
+
+
+def test_a_call_into_a_refused_reference_is_an_integrity_problem_with_its_evidence():
+    verdict = {
+        "status": "error",
+        "message": "a1.softmax: 0/8 hidden cases passed\n  - case 'batch of 1': raised "
+        "RuntimeError: coursekit.ops.softmax is not available while the hidden tests run",
+    }
+    status, message = cell_status({}, verdict, 0.0, 3.0, True)
+    assert status == "integrity"
+    assert message.startswith("integrity: the submission calls coursekit's own implementation")
+    assert "(coursekit.ops.softmax)" in message
+    own = {"status": "error", "message": "a1.softmax: raised ZeroDivisionError in line 3"}
+    assert cell_status({}, own, 0.0, 3.0, True)[0] == "error"

@@ -431,6 +431,15 @@ def cell_status(
             status = _PUBLIC_STATUS.get(own.group(1), statuses.ERROR)
             if own.group(1) == "NameError" and "time limit" in (outcome.get("earlier") or ""):
                 status = statuses.TIMEOUT
+        used = sorted(set(_UNAVAILABLE.findall(message or "")))
+        if status == statuses.ERROR and used:
+            # The function called coursekit's own implementation, which the hidden cases
+            # refuse: evidence of an integrity problem, not a bug of the student's.
+            status = statuses.INTEGRITY
+            message = (
+                f"integrity: the submission calls coursekit's own implementation "
+                f"({', '.join(used)}) instead of writing the function\n{message}"
+            )
         if status == statuses.PASSED and max_points is not None and points < max_points:
             # The verdict passed but nbgrader gave less (a stderr rule, a changed cell).
             status, message = statuses.FAILED, outcome.get("summary") or message
@@ -526,6 +535,8 @@ def failure_messages(files: dict) -> dict:
     return messages
 
 
+#: How the hidden-case process words a call into a graded reference (coursekit.grading.runner).
+_UNAVAILABLE = re.compile(r"(coursekit(?:\.\w+)+) is not available while the hidden tests run")
 _PUBLIC_ERROR = re.compile(r"public test failed: (\w+)")
 #: What the error of a test cell judged by its public asserts says about the cell.
 _PUBLIC_STATUS = {
