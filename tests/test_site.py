@@ -152,6 +152,10 @@ def _check_figures_and_widgets(page, name):
     for image in state["images"]:
         assert image["loaded"], f"{name}: an image did not load: {image}"
         assert len(image["alt"]) > 10, f"{name}: an image has no text alternative: {image}"
+    # every figure of L03 has a title: its text alternative is built from the labels, not the
+    # section-name fallback
+    described = [i for i in state["images"] if i["alt"].startswith(("Figure:", "Figure with"))]
+    assert len(described) == len(state["images"]), state["images"]
     # the figure drawn by the widget carries the description saved with its state
     assert any("leaky_relu" in i["alt"] for i in state["images"]), state["images"]
     return state
