@@ -421,3 +421,49 @@ def test_text_that_cannot_be_encoded_is_escaped_in_messages():
     verdict = grade([raising], [SOFTMAX_CHECK])[SOFTMAX_CHECK]
     assert verdict.status == "error" and "bad \\ud800 text" in verdict.message
     verdict.message.encode("utf-8")
+
+
+def test_a_runner_that_stops_reading_cannot_hang_the_grader():
+    stops_reading = textwrap.dedent(
+        """
+        import sys, time
+
+
+        def dropout_forward(x, p, *, mode, rng):
+            frame = sys._getframe()
+            while frame is not None:
+                if "read_frame" in frame.f_globals and "serve" in frame.f_globals:
+                    frame.f_globals["read_frame"] = lambda *a, **k: time.sleep(10**6)
+                frame = frame.f_back
+            return x, None
+        """
+    )
+    check = HiddenCheck("a4.dropout_forward", 4401, ("dropout_forward",))
+    started = __import__("time").monotonic()
+    verdict = grade([stops_reading], [check], timeout=5.0)[check]
+    assert verdict.status == "timeout", verdict
+    assert __import__("time").monotonic() - started < 60
+
+
+def test_grader_only_data_never_reaches_the_students_function():
+    peeks = textwrap.dedent(
+        """
+        import sys
+        import numpy as np
+
+
+        def xavier_init(fan_in, fan_out, *, rng):
+            frame = sys._getframe(1)
+            seen = []
+            while frame is not None:
+                case = frame.f_locals.get("case")
+                if case is not None:
+                    seen.append(getattr(case, "grader", None))
+                frame = frame.f_back
+            assert seen and not any(seen), seen
+            return rng.standard_normal((fan_in, fan_out)) * np.sqrt(2.0 / (fan_in + fan_out))
+        """
+    )
+    check = HiddenCheck("a5.xavier_init", 5502, ("xavier_init",))
+    verdict = grade([peeks], [check])[check]
+    assert verdict.status == "passed", verdict.message

@@ -37,11 +37,21 @@ import numpy as np
 
 @dataclass(frozen=True)
 class Case:
-    """One input to grade on. ``label`` is what a student sees in a failure message."""
+    """One input to grade on. ``label`` is what a student sees in a failure message.
+
+    ``grader`` holds what only the grader may know about the case (the labels of held-out
+    data, the spread a draw must have): it never reaches the student's function or the
+    process it runs in (:meth:`public`), and only :attr:`Task.derive` reads it.
+    """
 
     label: str
     args: tuple = ()
     kwargs: dict = field(default_factory=dict)
+    grader: dict = field(default_factory=dict)
+
+    def public(self) -> Case:
+        """The case without its grader-only data: what a harness and a student see."""
+        return Case(self.label, self.args, self.kwargs) if self.grader else self
 
 
 @dataclass(frozen=True)
@@ -93,6 +103,12 @@ class Task:
         own, apart from the assignment's other tasks.
     needs_torch : bool
         PyTorch stays importable where the hidden cases run (it is hidden otherwise).
+    derive : callable, optional
+        ``derive(plain_outputs, case) -> plain``: what is compared, computed in the grader
+        from the plain outputs (the student's and the reference's alike) and the case's
+        grader-only data (an accuracy from predictions and held-out labels, a spread relative
+        to its target). ``run`` executes where the student's code runs, so any verdict it
+        computed there could be forged; ``derive`` cannot.
     """
 
     name: str
@@ -106,6 +122,11 @@ class Task:
     library_functions: tuple[str, ...] = ()
     notebook_state: bool = False
     needs_torch: bool = False
+    derive: Callable[[Any, Case], Any] | None = None
+
+    def evaluate(self, plain: Any, case: Case) -> Any:
+        """The compared value of ``plain`` outputs on ``case`` (:attr:`derive`, if any)."""
+        return plain if self.derive is None else to_plain(self.derive(plain, case))
 
     def draw_cases(self, seed: int, secret: bytes | None = None) -> list[Case]:
         """The hidden cases of the check ``seed`` (see :func:`case_rng`)."""
@@ -298,7 +319,7 @@ def collect_outputs(
     task: Task, fn: Callable, seed: int, secret: bytes | None = None
 ) -> list[Outcome]:
     """Run ``fn`` on the task's cases; each case gets fresh copies of its inputs."""
-    return [run_case(task.run, fn, case) for case in task.draw_cases(seed, secret)]
+    return [run_case(task.run, fn, case.public()) for case in task.draw_cases(seed, secret)]
 
 
 # -- comparison ---------------------------------------------------------------------------
@@ -372,11 +393,16 @@ def _judge(task: Task, seed: int, outcomes: Sequence[Outcome], secret: bytes | N
         if outcome.error is not None:
             failures.append(f"case '{case.label}': {outcome.error}")
             continue
-        want = to_plain(task.run(task.reference, copy.deepcopy(case)))
-        problem = describe_mismatch(outcome.output, want, task.rtol, task.atol)
+        want = task.evaluate(to_plain(task.run(task.reference, copy.deepcopy(case.public()))), case)
+        try:
+            got = task.evaluate(outcome.output, case)
+        except (ValueError, TypeError, KeyError, IndexError, AttributeError) as exc:
+            failures.append(f"case '{case.label}': returned an unusable result ({exc})")
+            continue
+        problem = describe_mismatch(got, want, task.rtol, task.atol)
         if problem is None:
             continue
-        hint = _diagnose(task, case, outcome.output)
+        hint = _diagnose(task, case, got)
         failures.append(f"case '{case.label}': {problem}" + (f"\n    hint: {hint}" if hint else ""))
     return Verdict(task.name, not failures, len(cases), failures)
 
@@ -384,7 +410,8 @@ def _judge(task: Task, seed: int, outcomes: Sequence[Outcome], secret: bytes | N
 def _diagnose(task: Task, case: Case, got: Any) -> str | None:
     for mistake in task.mistakes:
         try:
-            wrong = to_plain(task.run(mistake.implementation, copy.deepcopy(case)))
+            raw = to_plain(task.run(mistake.implementation, copy.deepcopy(case.public())))
+            wrong = task.evaluate(raw, case)
         except Exception:  # noqa: BLE001 - a diagnosis that does not apply is skipped
             continue
         if describe_mismatch(got, wrong, task.rtol, task.atol) is None:

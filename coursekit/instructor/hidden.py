@@ -49,7 +49,7 @@ from pathlib import Path
 import cloudpickle
 
 from coursekit.grading.core import Outcome, Task, get_task, judge, outcomes_from_json
-from coursekit.grading.runner import HEADER, write_frame
+from coursekit.grading.runner import HEADER
 
 __all__ = [
     "HiddenCheck",
@@ -494,11 +494,22 @@ class HiddenProcess:
         # ``watch(pid)`` returns a watchdog with ``stop()`` (memory of the process tree).
         self._watch = watch(self.proc.pid) if watch is not None else None
 
-    def _send(self, payload: bytes) -> None:
-        try:
-            write_frame(self.proc.stdin.fileno(), payload)
-        except OSError as exc:
-            raise ProcessStopped("the process that runs the hidden tests stopped") from exc
+    def _send(self, payload: bytes, deadline: float) -> None:
+        """Write one frame, never blocking past ``deadline`` (a runner that stops reading
+        its input must not hang the grader: ``TimeoutError``)."""
+        fd = self.proc.stdin.fileno()
+        os.set_blocking(fd, False)
+        view = memoryview(HEADER.pack(len(payload)) + payload)
+        while view:
+            wait = deadline - time.monotonic()
+            if wait <= 0 or not select.select([], [fd], [], wait)[1]:
+                raise TimeoutError
+            try:
+                view = view[os.write(fd, view) :]
+            except BlockingIOError:
+                continue
+            except OSError as exc:
+                raise ProcessStopped("the process that runs the hidden tests stopped") from exc
 
     def _receive(self, deadline: float) -> dict:
         fd = self.proc.stdout.fileno()
@@ -539,7 +550,7 @@ class HiddenProcess:
     def begin_setup(self, units: list, state: str | None) -> None:
         """Send the definitions; the answer is read by :meth:`finish_setup` (the process
         can start while the notebook still runs)."""
-        self._send(pickle.dumps({"units": units, "state": state}))
+        self._send(pickle.dumps({"units": units, "state": state}), time.monotonic() + 120)
 
     def setup(self, units: list, state: str | None, deadline: float) -> list[str]:
         self.begin_setup(units, state)
@@ -557,7 +568,8 @@ class HiddenProcess:
     def run(self, run: Callable, names: tuple, case, deadline: float) -> Outcome | str:
         """The outcome of one case, or the name(s) missing from the submission."""
         self._check_quiet()
-        self._send(dumps_by_value({"run": run, "names": names, "case": case}))
+        # Grader-only data (held-out labels, targets) never leaves the grader.
+        self._send(dumps_by_value({"run": run, "names": names, "case": case.public()}), deadline)
         reply = self._receive(deadline)
         if "missing" in reply:
             return str(reply["missing"])
@@ -706,7 +718,7 @@ def prestart(checks: list[HiddenCheck], units: Units, factory: ProcessFactory):
     process = factory.process(tasks)
     try:
         process.begin_setup(units.units, None)
-    except ChannelError:
+    except (ChannelError, TimeoutError):
         process.close()
         return None
     return process

@@ -72,7 +72,27 @@ def _run_dropout_forward(fn, case: Case):
     other, _ = fn(x.copy(), p, mode=mode, rng=np.random.default_rng(seed + 1))
     if out.shape != x.shape:
         return {"shape": np.array(out.shape)}
-    ratio = out / x
+    # The output itself: the properties are taken from it in the grader (_derive_dropout),
+    # so no verdict computed next to the student's code is believed.
+    return {
+        "out": out,
+        "x unchanged": unchanged,
+        "the same seed gives the same output": float(np.array_equal(out, np.asarray(again))),
+        "another seed gives another output": float(not np.array_equal(out, np.asarray(other))),
+    }
+
+
+def _derive_dropout(plain, case: Case):
+    """In the grader: the properties every correct inverted dropout shares, from the output
+    the harness returned and the case's input (train mode; test mode compares ``out``)."""
+    if case.kwargs["mode"] != "train" or not isinstance(plain, dict) or "out" not in plain:
+        return plain
+    x, p = case.args
+    out = np.asarray(plain["out"], dtype=float)
+    if out.shape != x.shape:
+        return {"shape": np.array(out.shape)}
+    with np.errstate(all="ignore"):
+        ratio = out / x
     kept = ratio != 0
     n_rows, n_cols = kept.shape
     independent = (
@@ -80,7 +100,7 @@ def _run_dropout_forward(fn, case: Case):
     )
     return {
         "shape": np.array(out.shape),
-        "x unchanged": unchanged,
+        "x unchanged": plain["x unchanged"],
         "every unit is either dropped or scaled by 1/(1-p)": float(
             np.all(~kept | np.isclose(ratio, 1.0 / (1.0 - p), rtol=1e-12))
         ),
@@ -93,8 +113,8 @@ def _run_dropout_forward(fn, case: Case):
             round(float(np.median(ratio[kept])), 6) if kept.any() else 0.0
         ),
         "units are dropped independently": float(independent),
-        "the same seed gives the same output": float(np.array_equal(out, np.asarray(again))),
-        "another seed gives another output": float(not np.array_equal(out, np.asarray(other))),
+        "the same seed gives the same output": plain["the same seed gives the same output"],
+        "another seed gives another output": plain["another seed gives another output"],
     }
 
 
@@ -188,6 +208,7 @@ register(
         reference=ref_dropout_forward,
         cases=_dropout_cases,
         run=_run_dropout_forward,
+        derive=_derive_dropout,
         rtol=1e-10,
         atol=1e-12,
         description="inverted dropout forward, p = drop probability, train and test mode",

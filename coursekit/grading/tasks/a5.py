@@ -42,8 +42,8 @@ def he_init(fan_in, fan_out, *, rng):
 def _init_cases(extra_kwargs, target_std):
     """Cases for an initializer; ``target_std(fan_in, fan_out)`` is the std it must draw with.
 
-    The target is computed here, in the grader, and travels with the case (under a key that
-    is not passed to the student's function).
+    The target is computed here, in the grader, and stays there (``Case.grader``): the
+    harness reports the sample std and :func:`_derive_init` divides by the target.
     """
 
     def make(rng: np.random.Generator) -> list[Case]:
@@ -55,8 +55,9 @@ def _init_cases(extra_kwargs, target_std):
             ("a single output unit", 1000, 1),
         ]:
             seed = int(rng.integers(2**31))
-            kwargs = {**extra_kwargs, "seed": seed, "target_std": target_std(fan_in, fan_out)}
-            cases.append(Case(label, (fan_in, fan_out), kwargs))
+            kwargs = {**extra_kwargs, "seed": seed}
+            grader = {"target_std": target_std(fan_in, fan_out)}
+            cases.append(Case(label, (fan_in, fan_out), kwargs, grader=grader))
         return cases
 
     return make
@@ -81,32 +82,48 @@ def _run_init(fn, case: Case):
     the smallest case, where a uniform draw is 1.2 away).
     """
     fan_in, fan_out = case.args
-    kwargs = {k: v for k, v in case.kwargs.items() if k not in ("seed", "target_std")}
-    seed, target = case.kwargs["seed"], case.kwargs["target_std"]
+    kwargs = {k: v for k, v in case.kwargs.items() if k != "seed"}
+    seed = case.kwargs["seed"]
     drawn = np.asarray(fn(fan_in, fan_out, **kwargs, rng=np.random.default_rng(seed)))
     w = np.asarray(drawn, dtype=float)
     again = np.asarray(fn(fan_in, fan_out, **kwargs, rng=np.random.default_rng(seed)))
     other = np.asarray(fn(fan_in, fan_out, **kwargs, rng=np.random.default_rng(seed + 1)))
     if w.shape != (fan_in, fan_out):
         return {"shape": np.array(w.shape)}
+    # The weights themselves: every statistic is taken in the grader (_derive_init), so
+    # no verdict computed next to the student's code is believed.
+    return {
+        "shape": np.array(w.shape),
+        "weights are float64": float(drawn.dtype == np.float64),
+        "weights": w,
+        "the same seed gives the same weights": float(np.array_equal(w, again)),
+        "another seed gives other weights": float(not np.array_equal(w, other)),
+    }
+
+
+def _derive_init(plain, case: Case):
+    """In the grader, from the weights the harness returned: the spread as ``std / target``
+    (exactly 1.0 within 6 standard errors of the target, else rounded to one decimal), the
+    mean, the shape of the distribution (see :func:`_run_init`)."""
+    if not isinstance(plain, dict) or "weights" not in plain:
+        return plain
+    out = dict(plain)
+    w = np.asarray(out.pop("weights"), dtype=float)
+    if w.shape != tuple(case.args) or w.size == 0:
+        return {"shape": np.array(w.shape)}
     std = float(w.std())
-    spread = std / target
+    spread = std / case.grader["target_std"]
     if abs(spread - 1.0) < 6.0 / math.sqrt(2.0 * w.size):
         spread = 1.0
     centered = w - w.mean()
     kurtosis = float(np.mean(centered**4) / max(std**4, 1e-300))
-    return {
-        "shape": np.array(w.shape),
-        "weights are float64": float(drawn.dtype == np.float64),
-        "standard deviation / target": round(spread, 1),
-        # A correct draw has |mean| below 6 standard errors with overwhelming probability.
-        "mean is close to 0": float(abs(w.mean()) < 6 * max(std, 1e-300) / math.sqrt(w.size)),
-        "the weights are normally distributed": float(
-            abs(kurtosis - 3.0) < max(0.3, 6.0 * math.sqrt(24.0 / w.size))
-        ),
-        "the same seed gives the same weights": float(np.array_equal(w, again)),
-        "another seed gives other weights": float(not np.array_equal(w, other)),
-    }
+    out["standard deviation / target"] = round(spread, 1) if math.isfinite(spread) else spread
+    # A correct draw has |mean| below 6 standard errors with overwhelming probability.
+    out["mean is close to 0"] = float(abs(w.mean()) < 6 * max(std, 1e-300) / math.sqrt(w.size))
+    out["the weights are normally distributed"] = float(
+        abs(kurtosis - 3.0) < max(0.3, 6.0 * math.sqrt(24.0 / w.size))
+    )
+    return out
 
 
 def _normal_with_std(std_of):
@@ -189,6 +206,7 @@ register(
         reference=random_init,
         cases=_init_cases({"std": 0.05}, lambda fan_in, fan_out: 0.05),
         run=_run_init,
+        derive=_derive_init,
         rtol=_INIT_RTOL,
         atol=0.0,
         description="Gaussian weights with a given std",
@@ -235,6 +253,7 @@ register(
         reference=xavier_init,
         cases=_init_cases({}, lambda fan_in, fan_out: math.sqrt(2.0 / (fan_in + fan_out))),
         run=_run_init,
+        derive=_derive_init,
         rtol=_INIT_RTOL,
         atol=0.0,
         description="Xavier/Glorot normal, std sqrt(2 / (fan_in + fan_out))",
@@ -282,6 +301,7 @@ register(
         reference=he_init,
         cases=_init_cases({}, lambda fan_in, fan_out: math.sqrt(2.0 / fan_in)),
         run=_run_init,
+        derive=_derive_init,
         rtol=_INIT_RTOL,
         atol=0.0,
         description="He/Kaiming normal for ReLU, std sqrt(2 / fan_in)",
@@ -1023,23 +1043,38 @@ def _final_cases(rng: np.random.Generator) -> list[Case]:
     order = rng.permutation(len(data["y_test"]))
     noise = rng.uniform(-FINAL_NOISE, FINAL_NOISE, size=data["X_test"].shape)
     X = np.clip(data["X_test"][order] + noise, 0.0, 1.0)
-    return [Case("held-out test split of the digits", (X,), {"y": data["y_test"][order]})]
+    labels = {"y": data["y_test"][order]}  # stay in the grader (_derive_final)
+    return [Case("held-out test split of the digits", (X,), grader=labels)]
 
 
 def _run_final(fn, case: Case):
+    """The predictions (the labels are not here: :func:`_derive_final` scores them in
+    the grader)."""
     (X,) = case.args
     pred = np.asarray(fn(X.copy()))
-    if pred.shape != case.kwargs["y"].shape:
-        raise ValueError(f"predict returned shape {pred.shape}, expected {case.kwargs['y'].shape}")
-    accuracy = float(np.mean(pred == case.kwargs["y"]))
+    if pred.shape != (X.shape[0],):
+        raise ValueError(f"predict returned shape {pred.shape}, expected {(X.shape[0],)}")
     # One digit at a time must get the label it gets in the batch: preprocessing that uses
     # the statistics of the batch being predicted (X - X.mean(axis=0)) fails here, and so
     # does a model that cannot predict a single sample.
     singles = [np.asarray(fn(X[i : i + 1].copy())).reshape(-1) for i in range(5)]
     consistent = all(s.shape == (1,) and s[0] == pred[i] for i, s in enumerate(singles))
     return {
-        f"test accuracy reaches {ACCURACY_TARGET:.0%}": float(accuracy >= ACCURACY_TARGET),
+        "predictions": pred.astype(np.int64),
         "a single digit gets the label it gets in a batch": float(consistent),
+    }
+
+
+def _derive_final(plain, case: Case):
+    """In the grader: the accuracy of the predictions on the held-out labels."""
+    pred = np.asarray(plain["predictions"]).reshape(-1)
+    labels = case.grader["y"]
+    accuracy = float(np.mean(pred == labels)) if pred.shape == labels.shape else 0.0
+    return {
+        f"test accuracy reaches {ACCURACY_TARGET:.0%}": float(accuracy >= ACCURACY_TARGET),
+        "a single digit gets the label it gets in a batch": plain[
+            "a single digit gets the label it gets in a batch"
+        ],
     }
 
 
@@ -1058,6 +1093,7 @@ register(
         notebook_state=True,  # final_predict uses the model the notebook trained
         cases=_final_cases,
         run=_run_final,
+        derive=_derive_final,
         rtol=0.0,
         atol=0.0,
         description=f"the final digits model reaches {ACCURACY_TARGET:.0%} on held-out data",
