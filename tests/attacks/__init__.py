@@ -366,6 +366,19 @@ RUNNER_ATTACKS = {
     "exits-while-graded": "import os\n\ndef {fn}({params}):\n    os._exit(0)\n",
     "calls-torch": "def softmax(logits):\n    import torch\n"
     "    return torch.softmax(torch.as_tensor(logits), dim=1).numpy()\n",
+    # Walks the callers' frames (locals and globals) for anything holding a reference.
+    "reference-from-caller-frames": "import sys\n_wrong = {fn}\n\n"
+    "def {fn}({params}):\n    _f = sys._getframe(1)\n    while _f is not None:\n"
+    "        for _v in [*_f.f_locals.values(), *_f.f_globals.values()]:\n"
+    "            if callable(getattr(_v, 'reference', None)):\n"
+    "                return _v.reference({params})\n"
+    "        _f = _f.f_back\n    return _wrong({params})\n",
+    # Rewrites its own answers, in turn, as arrays of complex numbers.
+    "forged-dtype-in-turn": "import json, sys\n\nclass _ForgeInTurn:\n"
+    "    if 'ipykernel' not in sys.modules:  # only where the hidden cases run\n"
+    "        _dumps = json.dumps\n"
+    "        json.dumps = lambda obj, *a, _d=_dumps, **k: "
+    "_d(obj, *a, **k).replace('\"<f8\"', '\"<c16\"')\n",
 }
 
 
