@@ -197,7 +197,7 @@ def _grade_in(scratch: Path, job: GradingJob) -> GradingResult:
     if transient:
         result.status = ERROR
         result.reason = f"the grading machinery failed {ATTEMPTS} times: {_last_error(log)}"
-    machine = _environment_failure(log, result.files)
+    machine = _environment_failure(log, job.scratch_root)
     if machine:
         result.status = ERROR
         result.reason = f"{machine} (in {job.scratch_root}); nothing was recorded"
@@ -223,14 +223,17 @@ def _provenance(job: GradingJob, config) -> dict:
     return out
 
 
-def _environment_failure(log: str, files: dict) -> str | None:
-    """A failure of the machine seen in nbgrader's log or the notebooks' outputs."""
-    texts = [log] + [
-        data.decode("utf-8", "replace") for rel, data in files.items() if rel.endswith(".ipynb")
-    ]
-    for needle, what in ENVIRONMENT:
-        if any(needle in text for text in texts):
-            return what
+def _environment_failure(log: str, scratch_root: str) -> str | None:
+    """A failure of the machine: a full scratch disk, measured, not read from text (the
+    notebooks' outputs, file names and so nbgrader's log hold what the student wrote: a
+    printed "No space left on device" must not make a submission ungradable)."""
+    del log
+    try:
+        stats = os.statvfs(scratch_root)
+    except OSError:
+        return None
+    if stats.f_bavail * stats.f_frsize < 1024**2:
+        return ENVIRONMENT[0][1]
     return None
 
 

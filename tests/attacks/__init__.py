@@ -225,6 +225,9 @@ except OSError as exc:
     print("stopped:", exc)
 """,
     "output-flood": "for _ in range(200):\n    print('x' * 50_000)\n",
+    # Text the grader once read as a failure of its own machine.
+    "says-disk-full": "print('OSError: [Errno 28] No space left on device')\n"
+    "import sys\nprint('OSError: [Errno 28] No space left on device', file=sys.stderr)\n",
     "read-instructor-files": """
 import glob, json
 try:
