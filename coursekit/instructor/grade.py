@@ -197,7 +197,7 @@ def _grade_in(scratch: Path, job: GradingJob) -> GradingResult:
     if transient:
         result.status = ERROR
         result.reason = f"the grading machinery failed {ATTEMPTS} times: {_last_error(log)}"
-    machine = _environment_failure(log, job.scratch_root)
+    machine = None if success else _environment_failure(log, job.scratch_root)
     if machine:
         result.status = ERROR
         result.reason = f"{machine} (in {job.scratch_root}); nothing was recorded"
