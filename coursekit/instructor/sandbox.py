@@ -621,7 +621,16 @@ def runner_command(
 
     python = python or kernel_python()
     package = kernel_package(python)
-    runtime = str(build_runtime(runtime_root, tasks))
+    from coursekit.grading.core import get_task, task_names
+
+    # Every task's references are disabled (an earlier assignment's softmax must not serve
+    # a later one's loss); only a task graded on notebook values (a trained model, which may
+    # use the whole library) gets a runtime without its own references alone.
+    if any(t.notebook_state for t in tasks):
+        disabled = list(tasks)
+    else:
+        disabled = [get_task(name) for name in task_names()]
+    runtime = str(build_runtime(runtime_root, disabled))
     uid = sandbox_uid() + RUNNER_UID_OFFSET
     cmd = [python, "-I", "-m", "coursekit.grading.runner"]
     limits = Limits(

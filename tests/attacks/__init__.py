@@ -367,6 +367,11 @@ RUNNER_ATTACKS = {
     "    _c.to_plain = lambda value: np.zeros(1)\n"
     "    _c.describe_mismatch = lambda *a, **k: None\n",
     "exits-while-graded": "import os\n\ndef {fn}({params}):\n    os._exit(0)\n",
+    # Another assignment's reference: a2's softmax_loss returns (softmax - one_hot) / N.
+    "another-assignments-reference": "def softmax(logits):\n"
+    "    from coursekit.losses import softmax_loss\n    n = logits.shape[0]\n"
+    "    y = np.zeros(n, dtype=int)\n    _, d = softmax_loss(logits, y)\n"
+    "    p = d * n\n    p[np.arange(n), y] += 1\n    return p\n",
     "calls-torch": "def softmax(logits):\n    import torch\n"
     "    return torch.softmax(torch.as_tensor(logits), dim=1).numpy()\n",
     # Walks the callers' frames (locals and globals) for anything holding a reference.
@@ -565,7 +570,8 @@ def catalogue(target: Target, source, released, *, course: Path, port: int, only
     klass = {f"correct-{i}": build(correct) for i in (1, 2)}
     klass["wrong"] = build(wrong)
     for name, code in {**CODE_ATTACKS, **RUNNER_ATTACKS}.items():
-        if wanted(name) and not (name == "calls-torch" and target.fn != "softmax"):
+        only_softmax = name in ("calls-torch", "another-assignments-reference")
+        if wanted(name) and not (only_softmax and target.fn != "softmax"):
             klass[f"attack-{name}"] = build(
                 wrong + "\n" + fill(code, target, course=course, port=port)
             )
