@@ -467,3 +467,18 @@ def test_grader_only_data_never_reaches_the_students_function():
     check = HiddenCheck("a5.xavier_init", 5502, ("xavier_init",))
     verdict = grade([peeks], [check])[check]
     assert verdict.status == "passed", verdict.message
+
+
+def test_each_submission_draws_its_own_inputs_and_messages_are_bounded():
+    units = extract_units([(1, SOFTMAX)])
+    other = extract_units([(1, SOFTMAX + "\n# a table of leaked inputs\n")])
+    course = b"c" * 32
+    assert hidden.submission_secret(course, units) == hidden.submission_secret(course, units)
+    assert hidden.submission_secret(course, units) != hidden.submission_secret(course, other)
+    task = get_task("a1.softmax")
+    first = task.draw_cases(11, hidden.submission_secret(course, units))
+    second = task.draw_cases(11, hidden.submission_secret(course, other))
+    assert not np.array_equal(first[0].args[0], second[0].args[0])
+    leaky = "def softmax(logits):\n    raise ValueError('LEAK' + repr(logits.tolist()) * 100)\n"
+    verdict = grade([leaky], [SOFTMAX_CHECK])[SOFTMAX_CHECK]
+    assert all(len(line) < 400 for line in verdict.message.splitlines())

@@ -293,12 +293,19 @@ def run_case(run: Callable, fn: Callable, case: Case) -> Outcome:
         out = run(fn, copy.deepcopy(case))
     except Exception as exc:  # noqa: BLE001 - a student's error is a result
         return Outcome(
-            case.label, error=f"raised {type(exc).__name__}: {exc}", where=student_line(exc)
+            case.label, error=f"raised {type(exc).__name__}: {_short(exc)}", where=student_line(exc)
         )
     try:
         return Outcome(case.label, output=to_plain(out))
     except TypeError as exc:
         return Outcome(case.label, error=f"returned an unusable result: {exc}")
+
+
+def _short(exc: BaseException, limit: int = 200) -> str:
+    """An exception's message, cut to ``limit`` characters (it is the student's text: it
+    must not carry the hidden inputs out in a feedback page)."""
+    text = str(exc)
+    return text if len(text) <= limit else text[:limit] + " [...]"
 
 
 def student_line(exc: BaseException) -> str | None:

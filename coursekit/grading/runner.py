@@ -111,7 +111,7 @@ def _functions(namespace: dict, names) -> tuple:
 
 
 def serve(channel_in: int, channel_out: int) -> None:
-    from coursekit.grading.core import Outcome, outcomes_to_json, run_case
+    from coursekit.grading.core import Outcome, _short, outcomes_to_json, run_case
 
     setup = pickle.loads(read_frame(channel_in))
     namespace = {"__name__": "__main__", "__builtins__": __builtins__}
@@ -144,7 +144,7 @@ def serve(channel_in: int, channel_out: int) -> None:
             try:
                 outcome = run_case(request["run"], fn, case)
             except BaseException as exc:  # noqa: BLE001 - SystemExit and friends too
-                outcome = Outcome(case.label, error=f"raised {type(exc).__name__}: {exc}")
+                outcome = Outcome(case.label, error=f"raised {type(exc).__name__}: {_short(exc)}")
             reply = json.loads(outcomes_to_json([outcome]))[0]
         write_frame(channel_out, json.dumps(reply).encode())
 

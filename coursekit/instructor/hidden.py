@@ -31,6 +31,7 @@ import ast
 import builtins
 import compileall
 import hashlib
+import hmac
 import importlib
 import inspect
 import json
@@ -61,6 +62,7 @@ __all__ = [
     "hidden_checks",
     "load_secret",
     "prestart",
+    "submission_secret",
     "run_hidden_checks",
     "state_names",
     "strip_hidden",
@@ -156,6 +158,15 @@ def load_secret(state_directory: str | os.PathLike, *, create: bool = True) -> b
     if len(secret) < 16:
         raise ValueError(f"the course secret in {path} is too short (need 16+ bytes of hex)")
     return secret
+
+
+def submission_secret(course_secret: bytes, units: Units) -> bytes:
+    """The secret a submission's hidden inputs are drawn from: the course secret keyed by
+    the student's definitions. Regrading the same code draws the same inputs (grades are
+    reproducible); changed code (say, a table of inputs a failure message once showed)
+    draws new ones, and no two different submissions share their inputs."""
+    digest = hashlib.sha256(json.dumps(units.units).encode("utf-8", "surrogatepass")).digest()
+    return hmac.new(course_secret, b"submission:" + digest, hashlib.sha256).digest()
 
 
 # -- the student's definitions ----------------------------------------------------------------

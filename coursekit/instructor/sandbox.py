@@ -852,7 +852,8 @@ class SandboxedExecute(Execute):
             return {}
         secret = None
         if self.secret_file:
-            secret = hidden.load_secret(os.path.dirname(self.secret_file))
+            course_secret = hidden.load_secret(os.path.dirname(self.secret_file))
+            secret = hidden.submission_secret(course_secret, units)
         timeout = float(self.timeout or 300)
         verdicts = hidden.run_hidden_checks(
             checks,
