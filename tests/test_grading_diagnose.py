@@ -166,3 +166,18 @@ def test_never_raises_on_odd_inputs():
             explain_mismatch(got, want, RTOL, ATOL)  # returns a message or None
     assert explain_error(None) is None
     assert explain_mismatch(np.zeros((0, 3)), np.zeros((0, 3)), RTOL, ATOL) is None
+
+
+def test_hints_for_missing_returns_unpacking_and_undefined_names():
+    assert "is a return missing?" in explain_error(
+        "returned an unusable result: expected a number or an array, got NoneType"
+    )
+    assert "is a return missing?" in explain_error(
+        "raised TypeError: cannot unpack non-iterable NoneType object"
+    )
+    assert "unpacked into 2 names" in explain_error(
+        "raised ValueError: too many values to unpack (expected 2)"
+    )
+    assert "'np' is not defined where your function runs" in explain_error(
+        "raised NameError: name 'np' is not defined"
+    )

@@ -325,4 +325,19 @@ def _error_hint(message: str) -> str | None:
         return "an index past the end of an axis: check loop ranges and which axis is indexed"
     if "division by zero" in message:
         return "a division by zero: guard the denominator (a batch of 1? a zero norm?)"
+    if "NoneType" in message:
+        return "the function returned None where a value was expected: is a return missing?"
+    unpack = re.search(r"(?:too many|not enough) values to unpack \(expected (\d+)", message)
+    if unpack:
+        return (
+            f"a result was unpacked into {unpack.group(1)} names but holds another number of "
+            "values: return exactly the values the docstring lists, in that order"
+        )
+    name = re.search(r"NameError: name '(\w+)' is not defined", message)
+    if name:
+        return (
+            f"'{name.group(1)}' is not defined where your function runs: the hidden tests run "
+            "your functions on their own, so define or import everything they use in your "
+            "own cells (not only in a test cell or an experiment)"
+        )
     return None
