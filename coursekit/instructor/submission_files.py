@@ -53,17 +53,41 @@ def _kind(mode: int) -> str:
     return "not a regular file"
 
 
-def _copy_dir(src: Path, dst: Path, root: Path, notes: list[str], counts: dict, depth: int):
-    try:
-        entries = sorted(os.scandir(src), key=lambda e: e.name)
-    except OSError as exc:
-        notes.append(f"{src.relative_to(root).as_posix() or '.'}: unreadable ({exc.strerror})")
-        return
-    for entry in entries:
-        rel = Path(entry.path).relative_to(root).as_posix()
+def _entries(directory: Path, root: Path):
+    """``(entry, path relative to root, mode or None)`` of a folder, by name, links not
+    followed (``OSError`` if the folder cannot be listed)."""
+    out = []
+    for entry in sorted(os.scandir(directory), key=lambda e: e.name):
         try:
             mode = entry.stat(follow_symlinks=False).st_mode
         except OSError:
+            mode = None
+        out.append((entry, Path(entry.path).relative_to(root).as_posix(), mode))
+    return out
+
+
+def _open_regular(path: str | os.PathLike):
+    """A regular file opened for reading without following a link or blocking on a FIFO,
+    or ``None``."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+    except OSError:
+        return None
+    fh = os.fdopen(fd, "rb")
+    if not stat.S_ISREG(os.fstat(fh.fileno()).st_mode):  # swapped after it was listed
+        fh.close()
+        return None
+    return fh
+
+
+def _copy_dir(src: Path, dst: Path, root: Path, notes: list[str], counts: dict, depth: int):
+    try:
+        entries = _entries(src, root)
+    except OSError as exc:
+        notes.append(f"{src.relative_to(root).as_posix() or '.'}: unreadable ({exc.strerror})")
+        return
+    for entry, rel, mode in entries:
+        if mode is None:
             notes.append(f"{rel}: unreadable, left out")
             continue
         if stat.S_ISDIR(mode):
@@ -81,15 +105,11 @@ def _copy_dir(src: Path, dst: Path, root: Path, notes: list[str], counts: dict, 
 
 
 def _copy_file(src: Path, dst: Path, rel: str, notes: list[str], counts: dict) -> None:
-    try:
-        fd = os.open(src, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
-    except OSError as exc:
-        notes.append(f"{rel}: could not be opened ({exc.strerror}), left out")
+    fh = _open_regular(src)
+    if fh is None:
+        notes.append(f"{rel}: could not be opened as a regular file, left out")
         return
-    with os.fdopen(fd, "rb") as fh:
-        if not stat.S_ISREG(os.fstat(fh.fileno()).st_mode):  # swapped after the check
-            notes.append(f"{rel}: not a regular file, left out")
-            return
+    with fh:
         data = fh.read(MAX_FILE_BYTES + 1)
     if len(data) > MAX_FILE_BYTES:
         notes.append(f"{rel}: larger than {MAX_FILE_BYTES // 1024**2} MiB, left out")
@@ -152,14 +172,11 @@ def digest_submission(directory: str | os.PathLike, digest) -> None:
 
     def walk(path: Path, depth: int) -> None:
         try:
-            entries = sorted(os.scandir(path), key=lambda e: e.name)
+            entries = _entries(path, root)
         except OSError:
             return
-        for entry in entries:
-            rel = Path(entry.path).relative_to(root).as_posix()
-            try:
-                mode = entry.stat(follow_symlinks=False).st_mode
-            except OSError:
+        for entry, rel, mode in entries:
+            if mode is None:
                 continue
             digest.update(rel.encode() + b"\0")
             if stat.S_ISDIR(mode) and depth + 1 < MAX_DEPTH:
@@ -168,12 +185,10 @@ def digest_submission(directory: str | os.PathLike, digest) -> None:
                 digest.update(b"link:" + os.readlink(entry.path).encode(errors="replace"))
             elif stat.S_ISREG(mode) and budget["files"] < MAX_FILES:
                 budget["files"] += 1
-                try:
-                    fd = os.open(entry.path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
-                except OSError:
-                    continue
-                with os.fdopen(fd, "rb") as fh:
-                    digest.update(fh.read(MAX_FILE_BYTES + 1))
+                fh = _open_regular(entry.path)
+                if fh is not None:
+                    with fh:
+                        digest.update(fh.read(MAX_FILE_BYTES + 1))
             else:
                 digest.update(f"kind:{stat.S_IFMT(mode)}".encode())
 
