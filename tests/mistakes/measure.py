@@ -190,13 +190,18 @@ def explain(task, seed: int, outcomes) -> list[str]:
     """What :mod:`coursekit.grading.diagnose` says about the failing cases beyond counts:
     a relation between the wrong and the right output, or a hint for an error."""
     found = []
-    cases = list(task.cases(np.random.default_rng(seed)))
-    for case, outcome in zip(cases, outcomes):
+    for case, outcome in zip(task.draw_cases(seed), outcomes):
         if outcome.error is not None:
             hint = diagnose.explain_error(outcome.error)
         else:
-            want = to_plain(task.run(task.reference, copy.deepcopy(case)))
-            message = diagnose.explain_mismatch(outcome.output, want, task.rtol, task.atol)
+            # as coursekit.grading.core.judge compares them
+            want = to_plain(task.run(task.reference, copy.deepcopy(case.public())))
+            want = task.evaluate(want, case)
+            try:
+                got = task.evaluate(outcome.output, case)
+            except Exception:  # noqa: BLE001 - an unusable result has its own message
+                continue
+            message = diagnose.explain_mismatch(got, want, task.rtol, task.atol)
             explained = message and (" — " in message or message.startswith("this does not hold"))
             hint = message if explained else None
         if hint:
