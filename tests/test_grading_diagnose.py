@@ -181,3 +181,13 @@ def test_hints_for_missing_returns_unpacking_and_undefined_names():
     assert "'np' is not defined where your function runs" in explain_error(
         "raised NameError: name 'np' is not defined"
     )
+
+
+def test_a_single_number_gets_a_factor_only_when_it_is_a_round_one():
+    assert explain(np.array(3.0), np.array(1.5)).endswith("exactly 2 times the expected values")
+    assert explain(np.array(1.87565), np.array(1.68799)) == (
+        "output: 1 of 1 entries differ; expected 1.68799, got 1.87565"
+    )
+    assert explain_mismatch(np.array(-1), np.array(6), 0, 0) == (
+        "output: 1 of 1 entries are wrong; expected 6, got -1"
+    )

@@ -155,7 +155,7 @@ def _explain_array(got: np.ndarray, want: np.ndarray, rtol: float, atol: float, 
             f"{label}: {len(wrong)} of {want.size} entries are wrong; "
             f"{'first at ' + at + ': ' if at else ''}{_pair(float(want[first]), float(got[first]))}"
         )
-        rel = relation(got.astype(float), want.astype(float), rtol, atol)
+        rel = relation(got.astype(float), want.astype(float), rtol, atol) if want.size > 1 else None
         return msg + (f" — {rel}" if rel else "")
     with np.errstate(all="ignore"):
         close = np.isclose(got, want, rtol=rtol, atol=atol, equal_nan=True)
@@ -217,7 +217,8 @@ def _relation(got, want, rtol, atol):
         ratios = got[nonzero] / want[nonzero]
         factor = float(np.median(ratios))
         if factor != 0 and np.isfinite(factor) and same(got, factor * want):
-            return f"exactly {_fmt_factor(factor)} times the expected values"
+            if want.size > 1 or _nice(factor):  # any ratio "fits" a single number
+                return f"exactly {_fmt_factor(factor)} times the expected values"
     offset = float(np.median(got - want))
     if want.size > 1 and offset != 0 and same(got, want + offset):
         return f"the expected values shifted by the constant {_fmt(offset)}"
@@ -268,6 +269,14 @@ def _per_line(got, want, same, nonzero):
                         "standard deviation, a norm, gamma, a sum) is wrong"
                     )
     return None
+
+
+def _nice(factor: float) -> bool:
+    """A factor a formula slip makes: ±n or ±1/n (n up to 64), or a power of ten."""
+    size = abs(factor)
+    candidates = [float(n) for n in range(1, 65)] + [1.0 / n for n in range(2, 65)]
+    candidates += [10.0**k for k in range(-12, 13)]
+    return any(np.isclose(size, c, rtol=1e-9) for c in candidates)
 
 
 def _fmt_factor(factor: float) -> str:
