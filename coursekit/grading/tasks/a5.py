@@ -912,10 +912,12 @@ def _stopping_cases(rng: np.random.Generator) -> list[Case]:
 
 def _run_stopping(fn, case: Case):
     """Feed the metrics; the weights at step t are all equal to t. Report when it stopped and
-    which weights ``restore`` brought back."""
+    which weights ``restore`` brought back INTO THE LIVE ARRAYS (a model holds those arrays,
+    so putting other arrays in the dict restores nothing the model uses)."""
     (metrics,) = case.args
     stopper = fn(**case.kwargs)
     params = {"W": np.zeros((2, 2)), "b": np.zeros(2)}
+    live = dict(params)
     stopped_at = -1
     for t, metric in enumerate(metrics):
         for arr in params.values():
@@ -926,7 +928,7 @@ def _run_stopping(fn, case: Case):
     for arr in params.values():
         arr[...] = -1.0  # training would keep changing the live weights
     stopper.restore(params)
-    return {"stopped at step": stopped_at, "restored W": params["W"], "restored b": params["b"]}
+    return {"stopped at step": stopped_at, "restored W": live["W"], "restored b": live["b"]}
 
 
 def _early_stopping_reference(patience=5, min_delta=0.0):
