@@ -14,9 +14,16 @@ column of ``x``); LayerNorm takes them per sample over its ``D`` features (a row
 The functions follow the layer pattern of the package: ``*_forward`` returns
 ``(out, cache)`` and ``*_backward(dout, cache)`` returns ``(dx, dgamma, dbeta)``. The dtype of
 ``x`` is kept: float32 in gives float32 out (``gamma`` and ``beta`` are cast to it).
+
+Speed comes from touching memory as few times as possible (numpy pays one pass over the
+array per operation, where PyTorch fuses a whole direction into one kernel): each kernel's
+docstring states its passes over memory.
 """
 
 from __future__ import annotations
+
+import os
+import threading
 
 import numpy as np
 
@@ -100,6 +107,56 @@ def _row_dot(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 def _column_sum(a: np.ndarray) -> np.ndarray:
     """``a.sum(axis=0)`` as one BLAS matrix-vector product (faster than numpy's reduction)."""
     return np.ones(a.shape[0], dtype=a.dtype) @ a
+
+
+# LayerNorm arrays of at least this many elements are processed by two threads (numpy
+# releases the GIL inside each operation), as PyTorch's kernels split the rows across threads.
+_PARALLEL_MIN_ELEMENTS = 1 << 18
+
+
+def _threads_allowed() -> bool:
+    """A second thread helps only with a second core, and not where threads are ruled out.
+
+    ``OMP_NUM_THREADS=1`` (what the test suite and many batch systems set to keep each
+    process on one core) keeps everything on the calling thread.
+    """
+    return (os.cpu_count() or 1) > 1 and os.environ.get("OMP_NUM_THREADS", "").strip() != "1"
+
+
+def _in_two_halves(work, blocks: list, size: int) -> list:
+    """``[work(first half of blocks), work(second half)]``, on two threads for large arrays.
+
+    There are always two halves when there are two blocks or more, whether or not a thread
+    runs one of them, so that sums accumulated per half (and therefore the results, bit for
+    bit) do not depend on the machine. If no thread can be started (a process limit), both
+    halves run here.
+    """
+    if len(blocks) < 2:
+        return [work(blocks)]
+    half = len(blocks) // 2
+    first, second = blocks[:half], blocks[half:]
+    if size < _PARALLEL_MIN_ELEMENTS or not _threads_allowed():
+        return [work(first), work(second)]
+    outcome: dict = {}
+
+    def run_second():
+        try:
+            outcome["value"] = work(second)
+        except BaseException as exc:  # re-raised in the calling thread
+            outcome["error"] = exc
+
+    thread = threading.Thread(target=run_second, name="coursekit-layernorm", daemon=True)
+    try:
+        thread.start()
+    except RuntimeError:
+        return [work(first), work(second)]
+    try:
+        head = work(first)
+    finally:
+        thread.join()
+    if "error" in outcome:
+        raise outcome["error"]
+    return [head, outcome["value"]]
 
 
 def _row_blocks(n: int, d: int, itemsize: int):
@@ -356,7 +413,9 @@ def layernorm_forward(x, gamma, beta, eps: float = 1e-5):
     :math:`1/\sqrt{\sigma_i^2 + \epsilon}` and the affine map run on them: ``x`` is read
     once, ``xhat`` and ``out`` are written once (3 arrays of shape ``(N, D)`` streamed;
     6 operations per element, all on cached data). :func:`batchnorm_forward` makes 5 passes,
-    because a column's statistics need every row first.
+    because a column's statistics need every row first. For arrays of 2**18 elements or
+    more the two halves of the rows run on two threads (numpy releases the GIL inside each
+    operation; ``OMP_NUM_THREADS=1`` or a single core keeps one), with the same result.
 
     Parameters
     ----------
@@ -383,17 +442,21 @@ def layernorm_forward(x, gamma, beta, eps: float = 1e-5):
     inv_std = np.empty((n, 1), dtype=x.dtype)
     inv_d = x.dtype.type(1.0 / max(d, 1))  # D = 0: no features, a sum of squares of 0
     mean_weights = np.full(d, inv_d, dtype=x.dtype)
-    for rows in _row_blocks(n, d, x.itemsize):
-        xh, s, o = xhat[rows], inv_std[rows], out[rows]
-        np.subtract(x[rows], (x[rows] @ mean_weights)[:, None], out=xh)  # BLAS row means
-        s[:, 0] = _row_dot(xh, xh)
-        s *= inv_d
-        s += x.dtype.type(eps)
-        np.sqrt(s, out=s)
-        np.divide(1.0, s, out=s)
-        xh *= s
-        np.multiply(xh, gamma, out=o)
-        o += beta
+
+    def normalize(blocks):
+        for rows in blocks:
+            xh, s, o = xhat[rows], inv_std[rows], out[rows]
+            np.subtract(x[rows], (x[rows] @ mean_weights)[:, None], out=xh)  # BLAS row means
+            s[:, 0] = _row_dot(xh, xh)
+            s *= inv_d
+            s += x.dtype.type(eps)
+            np.sqrt(s, out=s)
+            np.divide(1.0, s, out=s)
+            xh *= s
+            np.multiply(xh, gamma, out=o)
+            o += beta
+
+    _in_two_halves(normalize, _row_blocks(n, d, x.itemsize), x.size)
     return out, {"xhat": xhat, "gamma": gamma, "inv_std": inv_std}
 
 
@@ -420,6 +483,10 @@ def layernorm_backward(dout, cache):
     ``xhat`` are read once and ``dx`` is written once (3 arrays of shape ``(N, D)``
     streamed; 6 elementwise operations and 4 matrix-vector products per block, on cached
     data). :func:`batchnorm_backward` makes 3 passes (two column reductions, then ``dx``).
+    Large arrays are split into two halves of rows on two threads, as in
+    :func:`layernorm_forward`; each half sums its own part of ``dgamma`` and ``dbeta`` and
+    the halves are added in a fixed order, so the result is the same bit for bit with one
+    thread or two.
 
     Parameters
     ----------
@@ -437,27 +504,35 @@ def layernorm_backward(dout, cache):
     dout = _check_dout(dout, xhat)
     n, d = xhat.shape
     dtype = np.result_type(dout, xhat)
-    dgamma = np.zeros(d, dtype=dtype)
-    dbeta = np.zeros(d, dtype=dtype)
     dx = np.empty((n, d), dtype=dtype)
-    blocks = _row_blocks(n, d, dx.itemsize)
-    if not blocks:
-        return dx, dgamma, dbeta
-    scratch = np.empty_like(dx[blocks[0]])  # one block's worth
-    ones = np.ones(scratch.shape[0], dtype=dtype)
     inv_d = 1.0 / max(d, 1)
-    for rows in blocks:
-        g, xh, out = dout[rows], xhat[rows], dx[rows]
-        k = g.shape[0]
-        g_xhat = np.multiply(g, xh, out=scratch[:k])
-        dgamma += ones[:k] @ g_xhat  # column sums by BLAS
-        dbeta += ones[:k] @ g
-        scale = inv_std[rows] * inv_d
-        mean_term = (g @ gamma)[:, None] * scale  # sum_k h_k / (D sigma)
-        xhat_coef = (g_xhat @ gamma)[:, None] * scale  # sum_k h_k xhat_k / (D sigma)
-        # dx = (D h - sum_k h_k - xhat sum_k h_k xhat_k) / (D sigma)
-        np.multiply(g, gamma, out=out)
-        out *= inv_std[rows]
-        out -= mean_term
-        out -= np.multiply(xh, xhat_coef, out=g_xhat)
+
+    def backprop(blocks):
+        """dx on these blocks; returns their contributions to dgamma and dbeta."""
+        dgamma, dbeta = np.zeros(d, dtype=dtype), np.zeros(d, dtype=dtype)
+        if not blocks:
+            return dgamma, dbeta
+        scratch = np.empty_like(dx[blocks[0]])  # one block's worth
+        ones = np.ones(scratch.shape[0], dtype=dtype)
+        for rows in blocks:
+            g, xh, out = dout[rows], xhat[rows], dx[rows]
+            k = g.shape[0]
+            g_xhat = np.multiply(g, xh, out=scratch[:k])
+            dgamma += ones[:k] @ g_xhat  # column sums by BLAS
+            dbeta += ones[:k] @ g
+            scale = inv_std[rows] * inv_d
+            mean_term = (g @ gamma)[:, None] * scale  # sum_k h_k / (D sigma)
+            xhat_coef = (g_xhat @ gamma)[:, None] * scale  # sum_k h_k xhat_k / (D sigma)
+            # dx = (D h - sum_k h_k - xhat sum_k h_k xhat_k) / (D sigma)
+            np.multiply(g, gamma, out=out)
+            out *= inv_std[rows]
+            out -= mean_term
+            out -= np.multiply(xh, xhat_coef, out=g_xhat)
+        return dgamma, dbeta
+
+    parts = _in_two_halves(backprop, _row_blocks(n, d, dx.itemsize), dx.size)
+    dgamma, dbeta = parts[0]
+    for more_dgamma, more_dbeta in parts[1:]:
+        dgamma += more_dgamma
+        dbeta += more_dbeta
     return dx, dgamma, dbeta

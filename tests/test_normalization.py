@@ -287,3 +287,57 @@ def test_bad_arrays_are_rejected_with_their_names():
         ValueError, match=r"dout has shape \(4, 2\) but the forward input x has shape \(4, 3\)"
     ):
         batchnorm_backward(np.ones((4, 2)), cache)
+
+
+def test_layernorm_on_two_threads_is_bit_for_bit_the_single_thread_result(monkeypatch):
+    # Large enough for the two-thread path; the halves' partial sums are the same either way.
+    import coursekit.normalization as normalization
+
+    rng = np.random.default_rng(7)
+    x = rng.standard_normal((700, 400)) * 2 + 1
+    gamma, beta, dout = (
+        rng.standard_normal(400),
+        rng.standard_normal(400),
+        rng.standard_normal(x.shape),
+    )
+    assert x.size >= normalization._PARALLEL_MIN_ELEMENTS
+    results, threads_started = {}, []
+    start = normalization.threading.Thread.start
+
+    def counting_start(self):
+        threads_started.append(self.name)
+        return start(self)
+
+    monkeypatch.setattr(normalization.threading.Thread, "start", counting_start)
+    monkeypatch.setattr(normalization.os, "cpu_count", lambda: 2)
+    for threads in ("1", "2"):
+        monkeypatch.setenv("OMP_NUM_THREADS", threads)
+        out, cache = layernorm_forward(x, gamma, beta)
+        results[threads] = (out, *layernorm_backward(dout, cache))
+    assert threads_started == ["coursekit-layernorm"] * 2  # forward and backward, with "2" only
+    for single, double in zip(results["1"], results["2"]):
+        np.testing.assert_array_equal(single, double)
+    xt, gt, bt = (torch.tensor(a, requires_grad=True) for a in (x, gamma, beta))
+    t_out = F.layer_norm(xt, (400,), gt, bt, 1e-5)
+    t_out.backward(torch.tensor(dout))
+    for ours, theirs in zip(results["2"], (t_out, xt.grad, gt.grad, bt.grad)):
+        assert_matches_torch(ours, theirs)
+
+
+def test_layernorm_errors_in_the_second_thread_reach_the_caller(monkeypatch):
+    import coursekit.normalization as normalization
+
+    monkeypatch.setattr(normalization.os, "cpu_count", lambda: 2)
+    monkeypatch.setenv("OMP_NUM_THREADS", "2")
+    calls = []
+
+    def work(blocks):
+        calls.append(blocks[0].start)
+        if blocks[0].start > 0:
+            raise FloatingPointError("in the second half")
+        return "first"
+
+    blocks = [slice(i, i + 1) for i in range(4)]
+    with pytest.raises(FloatingPointError, match="in the second half"):
+        normalization._in_two_halves(work, blocks, size=1 << 20)
+    assert sorted(calls) == [0, 2]
