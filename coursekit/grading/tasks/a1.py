@@ -227,6 +227,11 @@ register(
                 lambda X: X / X.std(axis=0),
             ),
             Mistake(
+                "matches dividing by the RANGE (max - min) of each column: standardizing "
+                "divides by the standard deviation, X.std(axis=0)",
+                lambda X: (X - X.mean(axis=0)) / (X.max(axis=0) - X.min(axis=0)),
+            ),
+            Mistake(
                 "the values are right but X itself was changed (X -= ... in place): the "
                 "caller's data must stay as it was; compute X - X.mean(axis=0) into a new array",
                 _standardize_in_place,
@@ -585,6 +590,11 @@ def _softmax_whole_batch(x):
     return e / e.sum()
 
 
+def _softmax_column_shift(x):
+    e = np.exp(x - np.max(x, axis=0, keepdims=True))
+    return e / e.sum(axis=1, keepdims=True)
+
+
 def _softmax_min_shift(x):
     e = np.exp(x - np.min(x, axis=1, keepdims=True))
     return e / e.sum(axis=1, keepdims=True)
@@ -643,6 +653,11 @@ register(
                 "matches subtracting the row MINIMUM: exp then overflows for large spreads; "
                 "subtract the row maximum, so that every exponent is <= 0",
                 _softmax_min_shift,
+            ),
+            Mistake(
+                "matches subtracting each COLUMN's maximum (axis=0): rows far below it "
+                "underflow to 0/0; subtract each row's maximum (axis=1, keepdims=True)",
+                _softmax_column_shift,
             ),
             Mistake(
                 "matches the log-probabilities (log-softmax): exponentiate them",

@@ -545,6 +545,11 @@ register(
                 (activations.relu_forward, lambda dout, x: (x > 0).astype(float)),
             ),
             Mistake(
+                "dx matches dout * (dout > 0): the mask comes from the forward INPUT, "
+                "dx = dout * (x > 0)",
+                (activations.relu_forward, lambda dout, x: dout * (dout > 0)),
+            ),
+            Mistake(
                 "the values are right but your forward pass changed the caller's x (an "
                 "in-place x[x < 0] = 0): compute a new array, np.maximum(x, 0)",
                 (_in_place_relu, activations.relu_backward),
@@ -699,6 +704,13 @@ def _loss_not_averaged(scores, y):
     return loss * len(y), dscores
 
 
+def _loss_over_all_classes(scores, y):
+    _, dscores = losses.softmax_loss(scores, y)
+    shifted = scores - scores.max(axis=1, keepdims=True)
+    log_p = shifted - np.log(np.exp(shifted).sum(axis=1, keepdims=True))
+    return -log_p.mean(), dscores
+
+
 def _minus_one_after_division(scores, y):
     loss, dscores = losses.softmax_loss(scores, y)
     n = len(y)
@@ -756,6 +768,11 @@ register(
                 "the gradient is right but the loss is N times too large: average the loss "
                 "over the batch (mean, not sum)",
                 _loss_not_averaged,
+            ),
+            Mistake(
+                "the loss matches the mean of ALL log-probabilities: the cross-entropy averages "
+                "only the log-probability of each example's correct class, log_p[range(N), y]",
+                _loss_over_all_classes,
             ),
             Mistake(
                 "matches dividing by N BEFORE subtracting 1 at the correct class: the gradient "

@@ -281,6 +281,12 @@ def _sgd_decay_sign(param, grad, state, *, lr, momentum=0.9, weight_decay=0.0, n
     )
 
 
+def _sgd_decay_without_param(
+    param, grad, state, *, lr, momentum=0.9, weight_decay=0.0, nesterov=False
+):
+    return sgd(param, grad + weight_decay, state, lr=lr, momentum=momentum, nesterov=nesterov)
+
+
 def _sgd_buffer_sign(param, grad, state, *, lr, momentum=0.9, weight_decay=0.0, nesterov=False):
     g = grad + weight_decay * param
     buf = state.get("momentum_buffer")
@@ -323,6 +329,11 @@ _MOMENTUM_MISTAKES = (
         "matches subtracting weight_decay * param from the gradient: the L2 term ADDS it, "
         "g = grad + weight_decay * param.",
         _sgd_decay_sign,
+    ),
+    Mistake(
+        "matches adding weight_decay itself to the gradient: the L2 term is weight_decay * "
+        "param (it pulls each weight toward 0 in proportion to its size).",
+        _sgd_decay_without_param,
     ),
     Mistake(
         "matches a buffer that SUBTRACTS the old one, b = g − μ·b: momentum adds it, b = μ·b + g.",
@@ -371,6 +382,12 @@ def _rmsprop_abs(param, grad, state, *, lr=1e-2, alpha=0.99, eps=1e-8, weight_de
     return param - lr * g / (np.sqrt(v) + eps), {"square_avg": v}
 
 
+def _rmsprop_unsquared(param, grad, state, *, lr=1e-2, alpha=0.99, eps=1e-8, weight_decay=0.0):
+    g = grad + weight_decay * param
+    v = alpha * state.get("square_avg", 0.0) + (1 - alpha) * g
+    return param - lr * g / (np.sqrt(v) + eps), {"square_avg": v}
+
+
 def _rmsprop_eps_inside(param, grad, state, *, lr=1e-2, alpha=0.99, eps=1e-8, weight_decay=0.0):
     g = grad + weight_decay * param
     v = alpha * state.get("square_avg", 0.0) + (1 - alpha) * g * g
@@ -409,6 +426,7 @@ def _adam_variant(
     no_sqrt=False,
     store_corrected=False,
     no_power=False,
+    v_unsquared=False,
 ):
     def rule(param, grad, state, *, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0):
         b1, b2 = betas[::-1] if swap_betas else betas
@@ -420,7 +438,8 @@ def _adam_variant(
         else:
             g = grad + weight_decay * param
         m = b1 * state.get("exp_avg", 0.0) + (1 - b1) * g
-        v = b2 * state.get("exp_avg_sq", 0.0) + (1.0 if v_without_1_minus_beta2 else 1 - b2) * g * g
+        g2 = g if v_unsquared else g * g
+        v = b2 * state.get("exp_avg_sq", 0.0) + (1.0 if v_without_1_minus_beta2 else 1 - b2) * g2
         m_hat = m / (1 - b1 ** (1 if no_power else t + shift)) if correct_m else m
         v_hat = v / (1 - b2 ** (1 if no_power else t + shift)) if correct_v else v
         if no_sqrt:
@@ -519,6 +538,11 @@ _ADAM_COMMON_MISTAKES = (
         "matches a bias correction without the power t, m / (1 − β1) and v / (1 − β2): "
         "divide by (1 − β1^t) and (1 − β2^t), t the number of this step.",
         _adam_variant(no_power=True),
+    ),
+    Mistake(
+        "matches v averaging g instead of g**2 (NaN once it turns negative): the second "
+        "moment is a running average of SQUARED gradients.",
+        _adam_variant(v_unsquared=True),
     ),
     Mistake(
         "matches v = β2·v + g² without the factor (1 − β2) on the new squared gradient.",
@@ -659,6 +683,11 @@ register(
                 "matches averaging |g| instead of g**2: RMSProp keeps a running average of "
                 "SQUARED gradients and divides by its square root.",
                 _rmsprop_abs,
+            ),
+            Mistake(
+                "matches averaging g instead of g**2 (NaN once the average turns negative): "
+                "RMSProp averages SQUARED gradients.",
+                _rmsprop_unsquared,
             ),
             Mistake(
                 "eps was added inside the square root: use sqrt(square_avg) + eps.",

@@ -453,6 +453,12 @@ def _bn_std_as_variance(x, gamma, beta, rm, rv, *, mode, momentum=0.1, eps=1e-5)
     return gamma * xhat + beta, cache
 
 
+def _bn_eps_after_inverse(x, gamma, beta, rm, rv, *, mode, momentum=0.1, eps=1e-5):
+    out, cache = batchnorm_forward(x, gamma, beta, rm, rv, mode=mode, momentum=momentum, eps=eps)
+    mean, var = (x.mean(axis=0), x.var(axis=0)) if mode == "train" else (rm, rv)
+    return gamma * (x - mean) * (1.0 / np.sqrt(var) + eps) + beta, cache
+
+
 def _bn_minus_beta(x, gamma, beta, rm, rv, *, mode, momentum=0.1, eps=1e-5):
     return batchnorm_forward(x, gamma, -beta, rm, rv, mode=mode, momentum=momentum, eps=eps)
 
@@ -581,6 +587,10 @@ register(
             Mistake(
                 "matches gamma * xhat - beta: the shift is added, gamma * xhat + beta.",
                 _bn_minus_beta,
+            ),
+            Mistake(
+                "matches 1 / sqrt(var) + eps: eps goes inside the root, 1 / sqrt(var + eps).",
+                _bn_eps_after_inverse,
             ),
         ),
         library_functions=("coursekit.normalization.batchnorm_forward",),
@@ -927,6 +937,17 @@ register(
                 "the mean was taken per row but the variance per column (axis=0): take both "
                 "over each row's features, axis=1 with keepdims=True.",
                 _ln_mixed_axes,
+            ),
+            Mistake(
+                "matches multiplying by inv_std squared (dividing by the variance): xhat = "
+                "(x - mean) / sqrt(var + eps).",
+                lambda x, gamma, beta, eps=1e-5: (
+                    gamma
+                    * (x - x.mean(axis=1, keepdims=True))
+                    / (x.var(axis=1, keepdims=True) + eps)
+                    + beta,
+                    None,
+                ),
             ),
         ),
         library_functions=("coursekit.normalization.layernorm_forward",),

@@ -335,6 +335,11 @@ register(
                 "sqrt(2.0 / fan_in).",
                 _normal_with_std(lambda fi, fo: math.sqrt(2.0 / fi + fo)),
             ),
+            Mistake(
+                "the spread is Xavier's, sqrt(2 / (fan_in + fan_out)): He initialization for "
+                "ReLU uses fan_in only, sqrt(2 / fan_in).",
+                _normal_with_std(lambda fi, fo: math.sqrt(2.0 / (fi + fo))),
+            ),
         ),
         library_functions=("coursekit.init.kaiming_normal", "coursekit.init.kaiming_uniform"),
     )
@@ -766,6 +771,12 @@ def _clip_norm_inverted_condition(grads, max_norm):
     return total
 
 
+def _clip_value_first_only(grads, clip_value):
+    for g in grads.values():
+        np.clip(g, -clip_value, clip_value, out=g)
+        break
+
+
 def _clip_norm_squared(grads, max_norm):
     total = sum(float(np.sum(g * g)) for g in grads.values())
     scale = min(1.0, max_norm / (total + 1e-6))
@@ -826,6 +837,11 @@ register(
                 "negative components became 0: clip to [-clip_value, clip_value], not "
                 "[0, clip_value].",
                 _clip_value_to_positive,
+            ),
+            Mistake(
+                "only the first array was clipped: clip every array of the dict (a return or "
+                "break inside the loop stops it early).",
+                _clip_value_first_only,
             ),
         ),
         library_functions=("coursekit.clipping.clip_grad_value_",),
@@ -948,11 +964,13 @@ class _StopperWith:
         late=0,
         reset=True,
         save_always=False,
+        best_tracks_last=False,
     ):
         self.patience, self.min_delta = patience, min_delta
         self.best, self.bad, self.saved = -math.inf, 0, None
         self._restore, self._ties, self._late, self._reset = restore, ties, late, reset
         self._save_always = save_always
+        self._best_tracks_last = best_tracks_last
 
     def step(self, metric, params):
         better = (
@@ -966,6 +984,8 @@ class _StopperWith:
             return False
         if self._save_always:
             self.saved = {k: v.copy() for k, v in params.items()}
+        if self._best_tracks_last:
+            self.best = metric
         self.bad += 1
         return self.bad >= self.patience + self._late
 
@@ -1020,6 +1040,13 @@ register(
                 "improves, not at every step.",
                 lambda patience=5, min_delta=0.0: _StopperWith(
                     patience, min_delta, save_always=True
+                ),
+            ),
+            Mistake(
+                "the best metric was overwritten by a worse one: update best (and the saved "
+                "weights) only when the metric improves.",
+                lambda patience=5, min_delta=0.0: _StopperWith(
+                    patience, min_delta, best_tracks_last=True
                 ),
             ),
         ),
