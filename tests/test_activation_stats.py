@@ -37,6 +37,20 @@ def test_tanh_with_unit_weights_saturates():
     np.testing.assert_allclose(r.stds, 0.98, atol=0.01)
 
 
+def test_tanh_with_unit_weights_makes_gradients_explode_not_vanish():
+    # What the module docstring says: saturated units pass almost nothing, but W^T scales
+    # by about sqrt(500) and the derivatives' root mean square is about 0.155, so the
+    # gradient grows by about 3.5 per layer on its way down.
+    r = run("tanh", 1.0)
+    derivatives = [1 - h**2 for h in r.activations]
+    for d in derivatives:
+        assert np.mean(d < 0.01) > 0.85
+        assert 0.13 < np.sqrt(np.mean(d**2)) < 0.18
+    growth = r.grad_stds[:-1] / r.grad_stds[1:]
+    assert np.all((3.0 < growth) & (growth < 4.0))
+    assert r.grad_stds[0] > 5e4 and r.input_grad_std > 1e5
+
+
 def test_xavier_keeps_tanh_alive():
     r = run("tanh", "xavier")
     # The seed: 0.63, 0.49, 0.41, ... 0.23 at layer 10; decays slowly, never collapses.
