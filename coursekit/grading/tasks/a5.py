@@ -965,12 +965,14 @@ class _StopperWith:
         reset=True,
         save_always=False,
         best_tracks_last=False,
+        rebind=False,
     ):
         self.patience, self.min_delta = patience, min_delta
         self.best, self.bad, self.saved = -math.inf, 0, None
         self._restore, self._ties, self._late, self._reset = restore, ties, late, reset
         self._save_always = save_always
         self._best_tracks_last = best_tracks_last
+        self._rebind = rebind
 
     def step(self, metric, params):
         better = (
@@ -992,7 +994,10 @@ class _StopperWith:
     def restore(self, params):
         if self._restore:
             for k, v in self.saved.items():
-                params[k][...] = v
+                if self._rebind:
+                    params[k] = v
+                else:
+                    params[k][...] = v
 
 
 register(
@@ -1048,6 +1053,11 @@ register(
                 lambda patience=5, min_delta=0.0: _StopperWith(
                     patience, min_delta, best_tracks_last=True
                 ),
+            ),
+            Mistake(
+                "restore() put the saved arrays into the dict (params[k] = saved) instead of "
+                "copying them INTO the arrays the model uses: params[k][...] = saved.",
+                lambda patience=5, min_delta=0.0: _StopperWith(patience, min_delta, rebind=True),
             ),
         ),
         library_functions=("coursekit.early_stopping.EarlyStopping",),
