@@ -482,3 +482,37 @@ def test_each_submission_draws_its_own_inputs_and_messages_are_bounded():
     leaky = "def softmax(logits):\n    raise ValueError('LEAK' + repr(logits.tolist()) * 100)\n"
     verdict = grade([leaky], [SOFTMAX_CHECK])[SOFTMAX_CHECK]
     assert all(len(line) < 400 for line in verdict.message.splitlines())
+
+
+def test_calling_a_disabled_reference_is_an_integrity_problem_with_evidence(tmp_path):
+    import os
+
+    from coursekit.instructor.hidden import UNAVAILABLE, _stub
+
+    # the stub's own words are what the verdict recognises
+    ns = {}
+    exec(
+        compile(
+            __import__("ast").Module(_stub("softmax", "coursekit.ops.softmax", False), []),
+            "s",
+            "exec",
+        ),
+        ns,
+    )  # noqa: E501
+    with pytest.raises(RuntimeError) as info:
+        ns["softmax"](1)
+    assert UNAVAILABLE.search(str(info.value)).group(1) == "coursekit.ops.softmax"
+    runtime = build_runtime(tmp_path, [get_task("a1.softmax")])
+    calls = "from coursekit.ops import softmax as _ref\n\ndef softmax(logits):\n    return _ref(logits)\n"
+    env = {"PATH": "/usr/bin:/bin", "PYTHONPATH": ""}
+
+    def start(tasks):
+        boot = "import sys; sys.path.insert(0, sys.argv[1]); from coursekit.grading.runner import main; main()"
+        return [sys.executable, "-I", "-c", boot, os.fspath(runtime.parent)], env
+
+    units = extract_units([(1, calls)])
+    verdict = run_hidden_checks(
+        [SOFTMAX_CHECK], units, ProcessFactory(start), secret=b"s" * 32, timeout=30
+    )[SOFTMAX_CHECK]
+    assert verdict.status == "integrity"
+    assert "coursekit's own implementation (coursekit.ops.softmax)" in verdict.message

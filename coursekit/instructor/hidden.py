@@ -37,6 +37,7 @@ import inspect
 import json
 import os
 import pickle
+import re
 import select
 import shutil
 import signal
@@ -657,7 +658,19 @@ def _verdict_from_outcomes(task: Task, check: HiddenCheck, outcomes, secret) -> 
     if where:
         message += f"\n  raised in your code at {where}"
     status = "error" if errors and len(errors) == len(outcomes) else "failed"
+    called = sorted({m.group(1) for o in errors if (m := UNAVAILABLE.search(o.error or ""))})
+    if called:
+        # The runtime's stubs raised: the submission called a graded reference.
+        status = "integrity"
+        message = (
+            "integrity: the submission calls coursekit's own implementation "
+            f"({', '.join(called)}) instead of writing the function\n" + message
+        )
     return TaskVerdict(task.name, status, message)
+
+
+#: The runtime's stub message (:func:`_stub`), naming the reference that was called.
+UNAVAILABLE = re.compile(r"(coursekit(?:\.\w+)+) is not available while the hidden tests run")
 
 
 @dataclass
