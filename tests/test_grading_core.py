@@ -420,7 +420,12 @@ def _wrong_but_plausible():
 
 @pytest.mark.filterwarnings("ignore::RuntimeWarning")
 @pytest.mark.parametrize(
-    ("name", "wrong"), _wrong_but_plausible(), ids=lambda v: getattr(v, "__name__", str(v))
+    ("name", "wrong"),
+    _wrong_but_plausible(),
+    # a stable id for a tuple of functions too (xdist workers must collect the same names)
+    ids=lambda v: (
+        "+".join(f.__name__ for f in v) if isinstance(v, tuple) else getattr(v, "__name__", str(v))
+    ),
 )
 def test_hidden_cases_catch_the_mistake_they_name_on_every_seed(name, wrong):
     task = get_task(name)
