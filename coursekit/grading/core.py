@@ -210,7 +210,7 @@ def to_plain(value: Any) -> Any:
         if arr.dtype.kind == "f":
             return arr.astype(np.float64)
         raise TypeError(f"expected numbers, got an array of dtype {arr.dtype}")
-    raise TypeError(f"expected a number or an array, got {type(value).__name__}")
+    raise TypeError(f"expected a number or an array, got {type(value).__name__[:40]}")
 
 
 @dataclass
@@ -298,7 +298,7 @@ def run_case(run: Callable, fn: Callable, case: Case) -> Outcome:
     try:
         return Outcome(case.label, output=to_plain(out))
     except TypeError as exc:
-        return Outcome(case.label, error=f"returned an unusable result: {exc}")
+        return Outcome(case.label, error=f"returned an unusable result: {_short(exc, 120)}")
 
 
 def _short(exc: BaseException, limit: int = 200) -> str:

@@ -62,7 +62,6 @@ __all__ = [
     "extract_units",
     "hidden_checks",
     "load_secret",
-    "prestart",
     "submission_secret",
     "run_hidden_checks",
     "state_names",
@@ -575,7 +574,8 @@ class HiddenProcess:
         self.ready = True
         if reply.get("ready") is not True or not isinstance(reply.get("notes"), list):
             raise ChannelError("a malformed answer to the setup")
-        return [str(n)[:500] for n in reply["notes"]][:50]
+        # The student's text (exception messages): short, so no input rides out on it.
+        return [str(n)[:200] for n in reply["notes"]][:50]
 
     def run(self, run: Callable, names: tuple, case, deadline: float) -> Outcome | str:
         """The outcome of one case, or the name(s) missing from the submission."""
@@ -587,7 +587,14 @@ class HiddenProcess:
             return str(reply["missing"])
         try:
             (outcome,) = outcomes_from_json(json.dumps([reply]))
-        except (ValueError, KeyError, TypeError, AttributeError, RecursionError) as exc:
+        except (
+            ValueError,
+            KeyError,
+            TypeError,
+            AttributeError,
+            RecursionError,
+            OverflowError,
+        ) as exc:
             raise ChannelError(f"a malformed answer ({exc})") from exc
         if outcome.label != case.label:
             raise ChannelError("an answer for another case")
@@ -694,14 +701,11 @@ def run_hidden_checks(
     secret: bytes | None,
     timeout: float,
     state: Callable[[list[str]], str | None] | None = None,
-    prestarted: HiddenProcess | None = None,
 ) -> dict[HiddenCheck, TaskVerdict]:
     """Grade ``checks`` in runner processes (one per group of tasks: those that need
     notebook values apart from the rest; those that need torch apart). ``timeout`` is the
     wall time of one check (all its cases). ``state(names)`` returns the kernel's export of
-    those notebook variables (JSON), or ``None``. ``prestarted`` is a runner already
-    given the definitions (:func:`prestart`) for the tasks without notebook values and
-    torch."""
+    those notebook variables (JSON), or ``None``."""
     verdicts: dict[HiddenCheck, TaskVerdict] = {}
     groups: dict[tuple[bool, bool], list[HiddenCheck]] = {}
     for check in checks:
@@ -716,36 +720,8 @@ def run_hidden_checks(
         exported = None
         if needs_state and state is not None:
             exported = state(state_names(units, [n for c in group for n in c.names]))
-        ready = prestarted if (needs_state, _torch) == (False, False) else None
-        if ready is not None:
-            prestarted = None
-        verdicts.update(_run_group(group, tasks, units, factory, secret, timeout, exported, ready))
-    if prestarted is not None:
-        prestarted.close()
+        verdicts.update(_run_group(group, tasks, units, factory, secret, timeout, exported))
     return verdicts
-
-
-def prestart(checks: list[HiddenCheck], units: Units, factory: ProcessFactory):
-    """A runner for the checks' plain group (no notebook values, no torch), already sent
-    the definitions, or ``None``: started before the notebook runs, it is ready when the
-    notebook is done."""
-    tasks = []
-    for check in checks:
-        try:
-            task = get_task(check.task)
-        except KeyError:
-            continue
-        if not task.notebook_state and not task.needs_torch:
-            tasks.append(task)
-    if not tasks:
-        return None
-    process = factory.process(tasks)
-    try:
-        process.begin_setup(units.units, None)
-    except (ChannelError, TimeoutError):
-        process.close()
-        return None
-    return process
 
 
 def _grade_check(process, task, check, units, notes, secret, deadline, timeout) -> TaskVerdict:
@@ -777,7 +753,7 @@ def notes_read(process: HiddenProcess | None) -> bool:
     return bool(process is not None and process.ready)
 
 
-def _run_group(group, tasks, units, factory, secret, timeout, exported, ready=None):
+def _run_group(group, tasks, units, factory, secret, timeout, exported):
     verdicts: dict[HiddenCheck, TaskVerdict] = {}
     process, notes, void = None, [], None
     try:
@@ -788,10 +764,7 @@ def _run_group(group, tasks, units, factory, secret, timeout, exported, ready=No
             deadline = time.monotonic() + timeout
             restart = True
             try:
-                if process is None and ready is not None:
-                    process, ready = ready, None
-                    notes = process.finish_setup(deadline)
-                elif process is None:
+                if process is None:
                     process = factory.process(tasks)
                     notes = process.setup(units.units, exported, deadline)
                 verdict = _grade_check(
@@ -816,9 +789,8 @@ def _run_group(group, tasks, units, factory, secret, timeout, exported, ready=No
                 process = None
             verdicts[check] = verdict
     finally:
-        for leftover in (process, ready):
-            if leftover is not None:
-                leftover.close()
+        if process is not None:
+            process.close()
     return verdicts
 
 

@@ -781,8 +781,6 @@ class SandboxedExecute(Execute):
         )
         checks = [c for _, found in tests.values() for c in found]
         factory = self._runner_factory()
-        # The runner starts and reads the definitions while the notebook runs.
-        ready = hidden.prestart(checks, units, factory) if checks else None
         names = _state_request(checks, units)
         self._export_index = None
         if names is not None:
@@ -796,10 +794,6 @@ class SandboxedExecute(Execute):
             self._export_index = len(nb.cells) - 1
         try:
             nb, resources = super().preprocess(nb, resources, km=km)
-        except BaseException:
-            if ready is not None:
-                ready.close()
-            raise
         finally:
             exported = None
             if self._export_index is not None:
@@ -810,7 +804,9 @@ class SandboxedExecute(Execute):
             for index, (source, _) in tests.items():
                 nb.cells[index].source = source
         started = time.perf_counter()
-        verdicts = self._grade_hidden(checks, units, exported, factory, ready)
+        # The runner starts only now, after the kernel is gone: nothing the notebook ran
+        # can reach it while it holds the definitions (a shared file lock is a channel).
+        verdicts = self._grade_hidden(checks, units, exported, factory)
         self._add_timing(scratch, time.perf_counter() - started)
         statuses = {}
         for index, (_, found) in tests.items():
@@ -844,7 +840,7 @@ class SandboxedExecute(Execute):
             watch=lambda pid: Watchdog(pid, limits.memory),
         )
 
-    def _grade_hidden(self, checks, units, exported, factory, ready):
+    def _grade_hidden(self, checks, units, exported, factory):
         from coursekit.grading.trusted import integrity_problems
         from coursekit.instructor import hidden
 
@@ -862,7 +858,6 @@ class SandboxedExecute(Execute):
             secret=secret,
             timeout=timeout,
             state=(lambda _names: exported),
-            prestarted=ready,
         )
         problems = integrity_problems([src for _, src in units.units], [c.task for c in checks])
         for check in checks:
