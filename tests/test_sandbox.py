@@ -144,7 +144,8 @@ def test_command_line_hides_instructor_files_and_keeps_them_off_proc(tmp_path):
         args_dir=tmp_path,
     )
     # bubblewrap's options (every host path) come from a file the sandbox cannot see
-    assert argv[:3] == ["/bin/sh", "-c", argv[2]] and str(tmp_path) not in " ".join(argv[5:])
+    assert argv[:3] == ["/bin/sh", "-c", argv[2]] and str(tmp_path) not in " ".join(argv[6:])
+    assert argv[5].endswith("no-locks.bpf")  # the seccomp program, read on descriptor 4
     options = Path(argv[4]).read_bytes().split(b"\0")
     text = b" ".join(options).decode()
     for flag in ("--unshare-net", "--unshare-pid", "--die-with-parent", "--new-session"):
@@ -328,3 +329,33 @@ def test_test_cells_are_scored_by_coursekit_not_by_their_outputs(tmp_path):
     verdicts = json.loads((tmp_path / "scratch" / "verdicts.json").read_text())["nb"]
     assert verdicts["public_only_fails"]["status"] == "failed"
     assert verdicts["public_only_passes"]["status"] == "passed"
+
+
+def test_no_sandbox_can_take_a_file_lock(tmp_path, course):
+    # A lock on a file every sandbox can open is a channel between two of them.
+    cells = [
+        "import fcntl, os\nf = open(os.__file__, 'rb')\nout = []\n"
+        "for take in (lambda: fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB),\n"
+        "             lambda: fcntl.lockf(f, fcntl.LOCK_SH | fcntl.LOCK_NB)):\n"
+        "    try:\n        take()\n        out.append('taken')\n"
+        "    except OSError as exc:\n        out.append(exc.errno)\n"
+        "out.append(fcntl.fcntl(f, fcntl.F_GETFD) >= 0)\nprint(out)",
+    ]
+    nb = run_cells(tmp_path, cells)
+    assert stdout(nb.cells[0]).strip() == "[1, 1, True]"  # EPERM twice; fcntl still works
+
+
+def test_the_seccomp_program_is_well_formed():
+    from coursekit.instructor.sandbox import no_locks_filter
+
+    program = no_locks_filter()
+    if program is None:
+        pytest.skip("no filter for this machine")
+    import struct
+
+    rows = [struct.unpack("=HBBI", program[i : i + 8]) for i in range(0, len(program), 8)]
+    # every jump lands inside the program, on one of the two returns or the next test
+    for index, (code, jt, jf, _k) in enumerate(rows):
+        if code == 0x15:
+            assert index + 1 + max(jt, jf) < len(rows)
+    assert rows[-2][0] == rows[-1][0] == 0x06

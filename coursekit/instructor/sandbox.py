@@ -50,6 +50,7 @@ import logging
 import os
 import shutil
 import signal
+import struct
 import subprocess
 import sys
 import tempfile
@@ -354,11 +355,67 @@ def sandboxed_command(
     fd, args_file = tempfile.mkstemp(prefix="bwrap-", suffix=".args", dir=args_dir)
     with os.fdopen(fd, "wb") as fh:
         fh.write(b"".join(a.encode() + b"\0" for a in argv))
-    # sh only opens the file on descriptor 3 and becomes bwrap: /proc shows "bwrap --args 3"
-    # and the command, none of the host paths the options name.
+    # sh only opens the files on descriptors 3 and 4 and becomes bwrap: /proc shows "bwrap
+    # --args 3" and the command, none of the host paths the options name.
     inner = [*limits.prlimit_args(), *setpriv, *cmd]
-    script = 'f="$1"; shift; exec "$0" --args 3 -- "$@" 3<"$f"'
-    return ["/bin/sh", "-c", script, shutil.which("bwrap"), args_file, *inner]
+    program = no_locks_filter()
+    if program is None:
+        log.warning("no seccomp filter for %s: sandboxes can take file locks", os.uname().machine)
+        script = 'f="$1"; shift; exec "$0" --args 3 -- "$@" 3<"$f"'
+        return ["/bin/sh", "-c", script, shutil.which("bwrap"), args_file, *inner]
+    filter_file = os.path.join(args_dir, "no-locks.bpf")
+    if not os.path.exists(filter_file):
+        fd, tmp = tempfile.mkstemp(prefix="bpf-", dir=args_dir)
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(program)
+        os.replace(tmp, filter_file)
+    script = 'f="$1"; s="$2"; shift 2; exec "$0" --args 3 --seccomp 4 -- "$@" 3<"$f" 4<"$s"'
+    return ["/bin/sh", "-c", script, shutil.which("bwrap"), args_file, filter_file, *inner]
+
+
+# -- no file locks: a lock on a file every sandbox can open is a channel between them -----------
+_BPF = struct.Struct("=HBBI")  # struct sock_filter: code, jt, jf, k
+_LD_W_ABS, _JEQ_K, _RET_K = 0x20, 0x15, 0x06
+_SECCOMP_RET_ALLOW, _SECCOMP_RET_ERRNO, _EPERM = 0x7FFF0000, 0x00050000, 1
+#: audit arch, flock's and fcntl's numbers, per machine (x86_64, aarch64).
+_LOCK_SYSCALLS = {"x86_64": (0xC000003E, 73, 72), "aarch64": (0xC00000B7, 32, 25)}
+#: fcntl commands that set a lock: F_SETLK, F_SETLKW, F_OFD_SETLK, F_OFD_SETLKW.
+_FCNTL_SET_LOCK = (6, 7, 37, 38)
+
+
+def no_locks_filter() -> bytes | None:
+    """A seccomp program (for ``bwrap --seccomp``) that makes ``flock`` and the fcntl
+    commands that set a lock fail with EPERM, or ``None`` on a machine it does not know.
+
+    Sandboxes see the same read-only files (the Python installation), and a lock taken on
+    one is visible to every process on the machine, whatever its namespaces: two sandboxes
+    running at once (a student's kernel and another's hidden-case runner) could talk through
+    locks. Nothing a notebook or the runner needs takes a lock.
+    """
+    import platform
+
+    known = _LOCK_SYSCALLS.get(platform.machine())
+    if known is None:
+        return None
+    arch, flock, fcntl = known
+    n = len(_FCNTL_SET_LOCK)
+    # Jump offsets count from the next instruction; ALLOW and ERRNO are the last two.
+    program = [
+        (_LD_W_ABS, 0, 0, 4),  # seccomp_data.arch
+        (_JEQ_K, 0, 4 + n, arch),  # another arch: allow
+        (_LD_W_ABS, 0, 0, 0),  # seccomp_data.nr
+        (_JEQ_K, 3 + n, 0, flock),  # flock: EPERM
+        (_JEQ_K, 0, 1 + n, fcntl),  # not fcntl: allow
+        (_LD_W_ABS, 0, 0, 24),  # args[1], low 32 bits (little endian)
+    ]
+    for i, cmd in enumerate(_FCNTL_SET_LOCK):
+        left = n - 1 - i
+        program.append((_JEQ_K, left + 1, 0, cmd))  # a lock command: EPERM
+    program += [
+        (_RET_K, 0, 0, _SECCOMP_RET_ALLOW),
+        (_RET_K, 0, 0, _SECCOMP_RET_ERRNO | _EPERM),
+    ]
+    return b"".join(_BPF.pack(*ins) for ins in program)
 
 
 def _in_tops(path: str, tops: list[str]) -> bool:
