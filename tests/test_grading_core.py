@@ -122,7 +122,10 @@ def test_check_diagnoses_a_known_mistake_without_revealing_inputs():
     for label in ("small vector", "secret matrix", "batch of 1"):
         assert f"case '{label}'" in message
     assert message.count("hint: matches x + 1") == 3
-    assert "987.65" not in message and "1975.3" not in message
+    # What differs and where: the first wrong entry, expected against got. Each submission
+    # draws its own inputs (coursekit.instructor.hidden.submission_secret), so the values a
+    # message shows cannot serve another submission.
+    assert "first at" in message and "expected 1975.31" in message
 
 
 def test_check_reports_errors_shapes_and_unusable_results():
@@ -206,13 +209,19 @@ def test_task_reference_passes_and_every_mistake_is_caught_and_named(name):
     assert len(set(labels)) == len(labels), "case labels must tell the cases apart"
     if name.startswith(("a1.", "a2.")):
         assert len(labels) >= 4, "several shapes and edge cases"
+    known = [m.message for m in task.mistakes]
     for mistake in task.mistakes:
         verdict = judge(task, 0, collect_outputs(task, mistake.implementation, 0))
         assert not verdict.passed, f"{name}: the mistake {mistake.message!r} passes"
         message = verdict.message()
-        assert mistake.message in message, f"{name}: {mistake.message!r} is not diagnosed"
+        # Named: by its own message, or by another mistake's that gives the same outputs on
+        # the failing case (the first that matches is shown; tests/test_mistake_catalogue.py
+        # holds every catalogued mistake to its own name).
+        assert any(k in message for k in known), f"{name}: {mistake.message!r} is not diagnosed"
         for line in _code_lines(task.reference):
-            assert line not in message, f"{name}: the message shows reference code {line!r}"
+            # a hint may state a formula; a statement of the reference's source it may not
+            if line not in mistake.message:
+                assert line not in message, f"{name}: the message shows reference code {line!r}"
 
 
 def _code_lines(fn) -> list[str]:

@@ -391,6 +391,8 @@ def judge(
 
 
 def _judge(task: Task, seed: int, outcomes: Sequence[Outcome], secret: bytes | None) -> Verdict:
+    from coursekit.grading.diagnose import explain_error, explain_mismatch
+
     cases = task.draw_cases(seed, secret)
     failures: list[str] = []
     if len(outcomes) != len(cases):
@@ -398,7 +400,10 @@ def _judge(task: Task, seed: int, outcomes: Sequence[Outcome], secret: bytes | N
         return Verdict(task.name, False, len(cases), failures)
     for case, outcome in zip(cases, outcomes):
         if outcome.error is not None:
-            failures.append(f"case '{case.label}': {outcome.error}")
+            hint = explain_error(outcome.error)
+            failures.append(
+                f"case '{case.label}': {outcome.error}" + (f"\n    hint: {hint}" if hint else "")
+            )
             continue
         want = task.evaluate(to_plain(task.run(task.reference, copy.deepcopy(case.public()))), case)
         try:
@@ -409,6 +414,8 @@ def _judge(task: Task, seed: int, outcomes: Sequence[Outcome], secret: bytes | N
         problem = describe_mismatch(got, want, task.rtol, task.atol)
         if problem is None:
             continue
+        # What differs and where (case, index, expected vs got, a relation if one holds).
+        problem = explain_mismatch(got, want, task.rtol, task.atol) or problem
         hint = _diagnose(task, case, got)
         failures.append(f"case '{case.label}': {problem}" + (f"\n    hint: {hint}" if hint else ""))
     return Verdict(task.name, not failures, len(cases), failures)
