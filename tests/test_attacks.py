@@ -185,8 +185,12 @@ def test_integrity_violations_are_flagged_with_the_evidence(graded, attack):
 
 def test_forged_channel_is_reported_as_integrity(graded):
     _, _, results, _, _ = graded
-    messages = " ".join(t["message"] or "" for t in results["attack-forged-channel"].tests)
-    assert "integrity" in messages and "out of turn" in messages
+    tests = results["attack-forged-channel"].tests
+    messages = " ".join(t["message"] or "" for t in tests)
+    # Which forged frame the grader meets first depends on timing: one written between two
+    # cases is "out of turn", one read in place of an answer is "malformed"; either voids the rest.
+    assert "integrity" in messages, messages
+    assert "out of turn" in messages or "malformed answer" in messages, messages
 
 
 def test_changed_cell_metadata_costs_only_that_cell_and_is_reported(graded):
