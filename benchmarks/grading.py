@@ -6,8 +6,9 @@ one with the most code cells in its source notebooks), synthesizes ``n`` submiss
 grades the same submissions ``repeats`` times with each tool, each run in a fresh copy of
 the released course and as a subprocess, so both pay their start-up. It checks that both
 gradebooks hold identical grades and returns the median wall times, their ratio and the
-per-submission overhead of coursekit's grading step (coursekit with one worker minus plain
-nbgrader, divided by ``n``).
+per-submission overhead of coursekit's grading step: with one worker, the median over
+submissions of the grading step's wall time minus the bare execution of the same notebooks
+(:func:`bare_seconds`: a fresh kernel, every cell, nothing else).
 
 Run it directly: ``python benchmarks/grading.py --n 40 --repeats 3``.
 """
@@ -103,6 +104,35 @@ def engine_overhead(root: Path, assignment: str) -> list[float]:
     ]
 
 
+def bare_seconds(root: Path, assignment: str) -> dict[str, float]:
+    """``{student: seconds}``: each submission's notebooks executed as they are, one fresh
+    kernel per notebook (start, every cell, shutdown), with nbclient and no grading around
+    it; the floor that grading's overhead is measured from."""
+    import nbformat
+    from nbclient import NotebookClient
+
+    out = {}
+    for student_dir in sorted((root / "submitted").iterdir()):
+        notebooks = sorted((student_dir / assignment).glob("*.ipynb"))
+        total, readable = 0.0, bool(notebooks)
+        for path in notebooks:
+            try:
+                nb = nbformat.read(str(path), as_version=4)
+            except Exception:  # noqa: BLE001 - an unreadable submission has no bare time
+                readable = False
+                break
+            with tempfile.TemporaryDirectory() as cwd:
+                client = NotebookClient(
+                    nb, timeout=600, allow_errors=True, resources={"metadata": {"path": cwd}}
+                )
+                start = time.perf_counter()
+                client.execute()
+                total += time.perf_counter() - start
+        if readable:
+            out[student_dir.name] = total
+    return out
+
+
 def _timed(cmd: list[str], cwd: Path) -> float:
     env = {**os.environ, "PATH": BIN + os.pathsep + os.environ.get("PATH", "")}
     start = time.perf_counter()
@@ -168,7 +198,20 @@ def run(
             shutil.copytree(pristine, single)
             one = coursekit(single, 1)
             result["coursekit_1worker_s"] = one
-            result["overhead_per_submission_s"] = (one - result["plain_median_s"]) / n
+            bare = bare_seconds(pristine, assignment)
+            from coursekit.instructor.batch import journal_for
+
+            worker = {
+                r.student: r.seconds
+                for r in journal_for(Course.locate(single), assignment).results()
+            }
+            both = sorted(set(bare) & set(worker))
+            result["bare_median_s"] = statistics.median(bare[s] for s in both)
+            result["grading_step_median_s"] = statistics.median(worker[s] for s in both)
+            # The grading step (one worker: kernel, sandbox, hidden cases, nbgrader, files)
+            # minus the bare execution of the same notebooks, per submission.
+            result["overhead_per_notebook_s"] = statistics.median(worker[s] - bare[s] for s in both)
+            result["overhead_vs_plain_per_submission_s"] = (one - result["plain_median_s"]) / n
     assert result["scores_identical"], "coursekit and plain nbgrader grades differ"
     return result
 

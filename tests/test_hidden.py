@@ -26,6 +26,7 @@ from coursekit.instructor.hidden import (
     extract_units,
     hidden_checks,
     load_secret,
+    pickled_harness,
     run_hidden_checks,
     state_names,
     strip_hidden,
@@ -267,7 +268,9 @@ def test_no_reference_or_mistake_is_shipped_to_the_runner():
     """The harness is pickled by value: nothing that computes an answer may travel with it."""
     for name in task_names():
         task = get_task(name)
-        payload = dumps_by_value({"run": task.run, "case": task.draw_cases(1, b"k" * 32)})
+        payload = dumps_by_value(
+            {"run": pickled_harness(task.run), "case": task.draw_cases(1, b"k" * 32)}
+        )
         references = task.reference if isinstance(task.reference, tuple) else (task.reference,)
         implementations = [*references, *(m.implementation for m in task.mistakes)]
         for fn in implementations:

@@ -8,7 +8,8 @@ it holds and does, in this order:
    itself, points file descriptors 1 and 2 at ``/dev/null`` and reads the setup frame.
 2. It executes the student's definitions, one unit at a time (the imports, functions,
    classes and constants the grader extracted from the notebook; a unit that fails is
-   reported, the others still run), and, for a task that needs them, the notebook values
+   reported, the others still run; plotting libraries are imported when first used,
+   :mod:`coursekit.grading.deferred`), and, for a task that needs them, the notebook values
    the grader passed in plain form (:mod:`coursekit.grading.state`).
 3. For each case the grader sends, it runs the task's harness on the student's function and
    sends back the plain outputs (:func:`coursekit.grading.core.run_case`), or the error
@@ -33,6 +34,7 @@ import sys
 import types
 
 from coursekit.grading.core import student_line
+from coursekit.grading.deferred import deferred_bindings
 
 HEADER = struct.Struct(">Q")
 #: Largest frame either side accepts.
@@ -89,6 +91,10 @@ def _define(units: list, namespace: dict) -> list[str]:
             notes.append(f"{label}, line {exc.lineno}: SyntaxError: {exc.msg}")
             continue
         for statement in statements:
+            deferred = deferred_bindings(statement)
+            if deferred is not None:  # a plotting library: imported when first used
+                namespace.update(deferred)
+                continue
             module = ast.Module(body=[statement], type_ignores=[])
             try:
                 exec(compile(module, filename, "exec"), namespace)  # noqa: S102 - the point
@@ -131,6 +137,7 @@ def serve(channel_in: int, channel_out: int) -> None:
     while (frame := read_frame(channel_in)) is not None:
         try:
             request = pickle.loads(frame)
+            run = pickle.loads(request["run"])  # the harness, pickled once by the grader
         except Exception as exc:  # noqa: BLE001 - the grader's fault, said as such
             reply = {"label": "", "error": f"the grader could not set up a case: {exc!r}"}
             write_frame(channel_out, json.dumps(reply).encode())
@@ -142,7 +149,7 @@ def serve(channel_in: int, channel_out: int) -> None:
             reply = {"label": case.label, "missing": str(exc)}
         else:
             try:
-                outcome = run_case(request["run"], fn, case)
+                outcome = run_case(run, fn, case)
             except BaseException as exc:  # noqa: BLE001 - SystemExit and friends too
                 outcome = Outcome(case.label, error=f"raised {type(exc).__name__}: {_short(exc)}")
             reply = json.loads(outcomes_to_json([outcome]))[0]

@@ -6,3 +6,7 @@ One module per step: :mod:`~.course` (locating and checking a course), :mod:`~.r
 :mod:`~.gradebook` (the single gradebook writer), :mod:`~.feedback`, :mod:`~.export`,
 :mod:`~.report` and :mod:`~.demo`.
 """
+
+from coursekit._lean_imports import skip_unused_schema_formats
+
+skip_unused_schema_formats()

@@ -30,6 +30,7 @@ from __future__ import annotations
 import ast
 import builtins
 import compileall
+import functools
 import hashlib
 import hmac
 import importlib
@@ -465,15 +466,28 @@ def build_runtime(root: str | os.PathLike, tasks: Iterable[Task]) -> Path:
     return target / "coursekit"
 
 
+_modules_seen = 0
+
+
 def dumps_by_value(obj) -> bytes:
     """Pickle ``obj`` with the grading task modules' functions and classes by value: those
     modules hold the references and never exist where the hidden cases run."""
     import sys
 
-    for name, module in list(sys.modules.items()):
-        if name.startswith("coursekit.grading.tasks.") and module is not None:
-            cloudpickle.register_pickle_by_value(module)
+    global _modules_seen
+    if len(sys.modules) != _modules_seen:  # a task module imported since the last look
+        for name, module in list(sys.modules.items()):
+            if name.startswith("coursekit.grading.tasks.") and module is not None:
+                cloudpickle.register_pickle_by_value(module)
+        _modules_seen = len(sys.modules)
     return cloudpickle.dumps(obj)
+
+
+@functools.lru_cache(maxsize=64)
+def pickled_harness(run: Callable) -> bytes:
+    """A task's harness, pickled by value once per grading process (it is the same for
+    every case; pickling it by value is most of the cost of sending a case)."""
+    return dumps_by_value(run)
 
 
 # -- the process ------------------------------------------------------------------------------------
@@ -558,18 +572,11 @@ class HiddenProcess:
                 raise ProcessStopped("the process that runs the hidden tests stopped")
             raise ChannelError("the submission wrote to the grader's channel out of turn")
 
-    def begin_setup(self, units: list, state: str | None) -> None:
-        """Send the definitions; the answer is read by :meth:`finish_setup` (the process
-        can start while the notebook still runs)."""
-        self._send(pickle.dumps({"units": units, "state": state}), time.monotonic() + 120)
-
-    def setup(self, units: list, state: str | None, deadline: float) -> list[str]:
-        self.begin_setup(units, state)
-        return self.finish_setup(deadline)
-
     ready = False
 
-    def finish_setup(self, deadline: float) -> list[str]:
+    def setup(self, units: list, state: str | None, deadline: float) -> list[str]:
+        """Send the definitions (and notebook values) and read the runner's notes on them."""
+        self._send(pickle.dumps({"units": units, "state": state}), deadline)
         reply = self._receive(deadline)
         self.ready = True
         if reply.get("ready") is not True or not isinstance(reply.get("notes"), list):
@@ -581,7 +588,8 @@ class HiddenProcess:
         """The outcome of one case, or the name(s) missing from the submission."""
         self._check_quiet()
         # Grader-only data (held-out labels, targets) never leaves the grader.
-        self._send(dumps_by_value({"run": run, "names": names, "case": case.public()}), deadline)
+        request = {"run": pickled_harness(run), "names": names, "case": case.public()}
+        self._send(dumps_by_value(request), deadline)
         reply = self._receive(deadline)
         if "missing" in reply:
             return str(reply["missing"])
@@ -693,6 +701,42 @@ class ProcessFactory:
         return HiddenProcess(argv, env, watch=self.watch)
 
 
+def _task_groups(checks: list[HiddenCheck]):
+    """``(groups, unknown)``: the checks by runner (tasks that need notebook values apart
+    from the rest; those that need torch apart), and verdicts for unknown tasks."""
+    unknown: dict[HiddenCheck, TaskVerdict] = {}
+    groups: dict[tuple[bool, bool], list[HiddenCheck]] = {}
+    for check in checks:
+        try:
+            task = get_task(check.task)
+        except KeyError:
+            unknown[check] = TaskVerdict(check.task, "failed", f"unknown task {check.task!r}")
+            continue
+        groups.setdefault((task.notebook_state, task.needs_torch), []).append(check)
+    return groups, unknown
+
+
+def prestart(checks: list[HiddenCheck], factory: ProcessFactory) -> dict:
+    """Start the runner of each group of ``checks`` ahead of need (while the notebook runs):
+    interpreter, sandbox and imports. A started runner has run no student code; it gets the
+    definitions from :func:`run_hidden_checks`, after the kernel is gone."""
+    groups, _ = _task_groups(checks)
+    started = {}
+    try:
+        for key, group in groups.items():
+            started[key] = factory.process([get_task(c.task) for c in group])
+    except BaseException:
+        close_all(started)
+        raise
+    return started
+
+
+def close_all(started: dict) -> None:
+    """Stop the runners :func:`prestart` started and nothing used."""
+    while started:
+        started.popitem()[1].close()
+
+
 def run_hidden_checks(
     checks: list[HiddenCheck],
     units: Units,
@@ -701,26 +745,28 @@ def run_hidden_checks(
     secret: bytes | None,
     timeout: float,
     state: Callable[[list[str]], str | None] | None = None,
+    started: dict | None = None,
 ) -> dict[HiddenCheck, TaskVerdict]:
     """Grade ``checks`` in runner processes (one per group of tasks: those that need
     notebook values apart from the rest; those that need torch apart). ``timeout`` is the
     wall time of one check (all its cases). ``state(names)`` returns the kernel's export of
-    those notebook variables (JSON), or ``None``."""
-    verdicts: dict[HiddenCheck, TaskVerdict] = {}
-    groups: dict[tuple[bool, bool], list[HiddenCheck]] = {}
-    for check in checks:
-        try:
-            task = get_task(check.task)
-        except KeyError:
-            verdicts[check] = TaskVerdict(check.task, "failed", f"unknown task {check.task!r}")
-            continue
-        groups.setdefault((task.notebook_state, task.needs_torch), []).append(check)
-    for (needs_state, _torch), group in groups.items():
-        tasks = [get_task(c.task) for c in group]
-        exported = None
-        if needs_state and state is not None:
-            exported = state(state_names(units, [n for c in group for n in c.names]))
-        verdicts.update(_run_group(group, tasks, units, factory, secret, timeout, exported))
+    those notebook variables (JSON), or ``None``. ``started`` holds the runners of
+    :func:`prestart` (taken from it; the rest are stopped)."""
+    started = {} if started is None else started
+    groups, verdicts = _task_groups(checks)
+    try:
+        for key, group in groups.items():
+            tasks = [get_task(c.task) for c in group]
+            exported = None
+            if key[0] and state is not None:
+                exported = state(state_names(units, [n for c in group for n in c.names]))
+            verdicts.update(
+                _run_group(
+                    group, tasks, units, factory, secret, timeout, exported, started.pop(key, None)
+                )
+            )
+    finally:
+        close_all(started)
     return verdicts
 
 
@@ -753,9 +799,9 @@ def notes_read(process: HiddenProcess | None) -> bool:
     return bool(process is not None and process.ready)
 
 
-def _run_group(group, tasks, units, factory, secret, timeout, exported):
+def _run_group(group, tasks, units, factory, secret, timeout, exported, process=None):
     verdicts: dict[HiddenCheck, TaskVerdict] = {}
-    process, notes, void = None, [], None
+    notes, void = [], None
     try:
         for check, task in zip(group, tasks):
             if void is not None:
@@ -766,6 +812,7 @@ def _run_group(group, tasks, units, factory, secret, timeout, exported):
             try:
                 if process is None:
                     process = factory.process(tasks)
+                if not process.ready:
                     notes = process.setup(units.units, exported, deadline)
                 verdict = _grade_check(
                     process, task, check, units, notes, secret, deadline, timeout

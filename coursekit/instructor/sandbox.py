@@ -849,8 +849,14 @@ class SandboxedExecute(Execute):
                 )
             )
             self._export_index = len(nb.cells) - 1
+        # The runners start now, so their start-up overlaps the notebook; they get the
+        # student's definitions only after the kernel is gone (hidden.prestart).
+        started = hidden.prestart(checks, factory)
         try:
             nb, resources = super().preprocess(nb, resources, km=km)
+        except BaseException:
+            hidden.close_all(started)
+            raise
         finally:
             exported = None
             if self._export_index is not None:
@@ -860,11 +866,14 @@ class SandboxedExecute(Execute):
                 self._export_index = None
             for index, (source, _) in tests.items():
                 nb.cells[index].source = source
-        started = time.perf_counter()
-        # The runner starts only now, after the kernel is gone: nothing the notebook ran
-        # can reach it while it holds the definitions (a shared file lock is a channel).
-        verdicts = self._grade_hidden(checks, units, exported, factory)
-        self._add_timing(scratch, time.perf_counter() - started)
+        began = time.perf_counter()
+        # The definitions go to the runners only now, after the kernel is gone: nothing the
+        # notebook ran can reach a runner that holds them (a shared file lock is a channel).
+        try:
+            verdicts = self._grade_hidden(checks, units, exported, factory, started)
+        finally:
+            hidden.close_all(started)
+        self._add_timing(scratch, time.perf_counter() - began)
         statuses = {}
         for index, (_, found) in tests.items():
             cell = nb.cells[index]
@@ -897,7 +906,7 @@ class SandboxedExecute(Execute):
             watch=lambda pid: Watchdog(pid, limits.memory),
         )
 
-    def _grade_hidden(self, checks, units, exported, factory):
+    def _grade_hidden(self, checks, units, exported, factory, started):
         from coursekit.grading.trusted import integrity_problems
         from coursekit.instructor import hidden
 
@@ -915,6 +924,7 @@ class SandboxedExecute(Execute):
             secret=secret,
             timeout=timeout,
             state=(lambda _names: exported),
+            started=started,
         )
         problems = integrity_problems([src for _, src in units.units], [c.task for c in checks])
         for check in checks:

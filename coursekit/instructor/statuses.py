@@ -160,6 +160,9 @@ def sanitize(text: str | None, roots: tuple[str, ...] = ()) -> str | None:
         return text
     for root in sorted((r for r in roots if r), key=len, reverse=True):
         text = text.replace(root.rstrip("/") + "/", "").replace(root, "<grader>")
-    text = _SCRATCH_FILE.sub("", text)
-    text = _STATE_DIR.sub("<grader>", text)
-    return _SOCKET_DIR.sub("<grader>", text)
+    if ".coursekit" in text:  # the patterns backtrack: not on every notebook's whole text
+        text = _SCRATCH_FILE.sub("", text)
+        text = _STATE_DIR.sub("<grader>", text)
+    if "/tmp/ck-" in text:
+        text = _SOCKET_DIR.sub("<grader>", text)
+    return text
