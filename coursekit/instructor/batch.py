@@ -159,8 +159,7 @@ def grade_assignment(
         The reference solution or the blank release is not graded as expected in this
         environment (see :mod:`coursekit.instructor.preflight`); nothing was recorded.
     """
-    from coursekit.instructor import provenance
-    from coursekit.instructor.preflight import run_preflight
+    from coursekit.instructor import preflight, provenance
 
     start = time.perf_counter()
     stream = stream or sys.stderr
@@ -245,16 +244,16 @@ def grade_assignment(
             bar = None
             remaining = {job.student for job in todo}
             try:
-                check = run_preflight(
-                    course, assignment, executor, todo[0], run_dir / "preflight", env
+                check, canaries = preflight.plan_preflight(
+                    course, assignment, todo[0], run_dir / "preflight", env
                 )
-                summary.preflight = "cached" if check.cached else "passed"
-                for result in pending:
-                    commit(result)
-                if force:
-                    journal.start_force([job.student for job in todo], started)
+                # The canaries go first in the same stream as the students, so that the
+                # workers never wait on the preflight; nothing is recorded before it passed.
+                canary_results: dict = {}
+                held: list[tuple[GradingJob, object]] = []
                 bar = _progress_bar(len(todo), len(selected), progress, stream)
-                for job, outcome in executor.run(grade_submission, todo):
+
+                def record(job: GradingJob, outcome) -> None:
                     if isinstance(outcome, BaseException):
                         summary.errors[job.student] = f"{type(outcome).__name__}: {outcome}"
                     elif outcome.status == ERROR:
@@ -263,12 +262,39 @@ def grade_assignment(
                         commit(outcome)
                         summary.graded.append(job.student)
                         remaining.discard(job.student)
+
+                def passed() -> None:
+                    summary.preflight = "cached" if check.cached else "passed"
+                    for result in pending:
+                        commit(result)
+                    if force:
+                        journal.start_force([job.student for job in todo], started)
+
+                if not canaries:
+                    passed()
+                for job, outcome in executor.run(grade_submission, [*canaries, *todo]):
+                    if any(job is canary for canary in canaries):
+                        canary_results[job.student] = outcome
+                        if len(canary_results) == len(canaries):
+                            preflight.conclude(course, check, canary_results, env)
+                            passed()
+                            for waiting in held:
+                                record(*waiting)
+                            held.clear()
+                        continue
+                    if len(canary_results) < len(canaries):
+                        held.append((job, outcome))
+                    else:
+                        record(job, outcome)
                     if bar is not None:
                         bar.update(1)
                         bar.set_postfix_str(job.student[:20])
             except KeyboardInterrupt:
                 summary.interrupted = True
                 executor.cancel()
+            except preflight.PreflightError:
+                executor.cancel()  # the students graded meanwhile are dropped, unrecorded
+                raise
             finally:
                 if bar is not None:
                     bar.close()

@@ -5,7 +5,8 @@ or none; a kernel that never starts; a full scratch disk) would otherwise give e
 student 0 and exit 0. So before ``coursekit grade`` grades a student, two canaries go
 through exactly the path the students take (:func:`~coursekit.instructor.grade.
 grade_submission` on the same executor, with the same course configuration, gradebook
-snapshot, scratch root, sandbox, limits and timeouts):
+snapshot, scratch root, sandbox, limits and timeouts; they are the first jobs of the run,
+and the students' results are held back until both canaries are judged):
 
 * ``solution``: the released notebooks filled with the reference answers, which must get
   every autograded point;
@@ -196,27 +197,31 @@ def diagnose(problems: list[str], results: list, env: dict) -> list[str]:
     return causes
 
 
-def run_preflight(
+def plan_preflight(
     course: Course,
     assignment: str,
-    executor,
     template: GradingJob,
     directory: Path,
     env: dict,
     *,
     force: bool = False,
-) -> Preflight:
-    """Grade the canaries on ``executor`` unless a passed preflight is cached; raise
-    :class:`PreflightError` when they are not graded as expected."""
-    from coursekit.instructor.grade import grade_submission
-
+) -> tuple[Preflight, list[GradingJob]]:
+    """The preflight of ``assignment`` and the canary jobs it needs (none when a passed
+    preflight of the same environment is cached). The caller runs the jobs first on the
+    students' executor and hands their results to :func:`conclude` before it records any
+    student's result."""
     key = cache_key(provenance.environment_digest(env), template.assignment_digest)
     outcome = Preflight(assignment, key)
     if not force and cached(course, assignment, key):
         outcome.cached = True
-        return outcome
-    jobs = canary_jobs(course, assignment, directory, template)
-    results = {job.student: out for job, out in executor.run(grade_submission, jobs)}
+        return outcome, []
+    return outcome, canary_jobs(course, assignment, directory, template)
+
+
+def conclude(course: Course, outcome: Preflight, results: dict, env: dict) -> Preflight:
+    """Judge the canaries' ``results`` (``{student: GradingResult or exception}``); raise
+    :class:`PreflightError` when they are not graded as expected, else remember the pass."""
+    assignment = outcome.assignment
     outcome.results = results
     outcome.problems = judge(results.get(SOLUTION), results.get(BLANK))
     if outcome.problems:
@@ -235,5 +240,5 @@ def run_preflight(
             f"`coursekit grade {assignment}`."
         )
         raise PreflightError("\n".join(lines))
-    remember(course, assignment, key, env)
+    remember(course, assignment, outcome.key, env)
     return outcome
