@@ -359,3 +359,43 @@ def test_the_seccomp_program_is_well_formed():
         if code == 0x15:
             assert index + 1 + max(jt, jf) < len(rows)
     assert rows[-2][0] == rows[-1][0] == 0x06
+
+
+def test_the_watchdog_finds_every_descendant_and_kills_the_tree_over_its_memory():
+    """The children-file walk and the full /proc scan agree on a tree with an orphan (a
+    grandchild whose parent exited, adopted by the tree's own subreaper), and a tree over
+    its memory limit is killed as a whole."""
+    import subprocess
+    import sys
+    import time
+
+    from coursekit.instructor.sandbox import Watchdog
+
+    script = (
+        "import ctypes, os, time\n"
+        "ctypes.CDLL(None).prctl(36, 1)\n"  # PR_SET_CHILD_SUBREAPER: orphans come back here
+        "for _ in range(2):\n"
+        "    if os.fork() == 0:\n"
+        "        if os.fork() == 0:\n"
+        "            time.sleep(60)\n"
+        "        os._exit(0)\n"  # the grandchild is orphaned
+        "os.wait()\nos.wait()\n"
+        "blob = bytearray(64 * 1024**2)\n"
+        "time.sleep(60)\n"
+    )
+    root = subprocess.Popen([sys.executable, "-c", script])
+    try:
+        deadline = time.monotonic() + 20
+        watch = Watchdog(root.pid, memory=10 * 1024**3, every=3600)
+        while time.monotonic() < deadline and len(watch._tree_by_scan()) < 3:
+            time.sleep(0.05)
+        time.sleep(0.3)
+        assert sorted(watch._tree()) == sorted(watch._tree_by_scan())
+        assert len(watch._tree()) == 3  # the root and the two adopted grandchildren
+        watch.stop()
+        killer = Watchdog(root.pid, memory=32 * 1024**2, every=0.05)
+        assert root.wait(timeout=20) == -9
+        assert killer.reason and "memory" in killer.reason
+    finally:
+        root.kill()
+        root.wait()

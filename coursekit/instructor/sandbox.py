@@ -471,6 +471,12 @@ def seed_matplotlib_cache(directory: str, uid: int) -> None:
         os.chown(path, uid, uid)
 
 
+#: Whether this kernel lists each task's children (CONFIG_PROC_CHILDREN): the watchdog then
+#: walks only its sandbox's processes (orphans are adopted by the sandbox's own init, which
+#: bubblewrap's new PID namespace puts inside the tree) instead of every process's parent.
+_PROC_CHILDREN = os.path.exists(f"/proc/self/task/{os.getpid()}/children")
+
+
 class Watchdog:
     """Kills a sandbox (the process ``pid`` and all its descendants) when together they hold
     more than ``memory`` bytes of resident memory, or the files in ``directories`` grow
@@ -489,6 +495,27 @@ class Watchdog:
         self._stop.set()
 
     def _tree(self) -> list[int]:
+        """``pid`` and its descendants: by each task's ``children`` file where the kernel
+        has it (a few reads per scan), else by a scan of every process's parent."""
+        if not _PROC_CHILDREN:
+            return self._tree_by_scan()
+        tree, todo = [], [self.pid]
+        while todo:
+            pid = todo.pop()
+            tree.append(pid)
+            try:
+                tasks = os.listdir(f"/proc/{pid}/task")
+            except OSError:
+                continue
+            for tid in tasks:
+                try:
+                    with open(f"/proc/{pid}/task/{tid}/children", "rb") as fh:
+                        todo += [int(child) for child in fh.read().split()]
+                except (OSError, ValueError):
+                    continue
+        return tree
+
+    def _tree_by_scan(self) -> list[int]:
         children: dict[int, list[int]] = {}
         for entry in os.scandir("/proc"):
             if not entry.name.isdigit():
