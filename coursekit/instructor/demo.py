@@ -71,8 +71,13 @@ def synthesize_class(
         klass[f"blank-{i}"] = dict(released)
     for mutation in mistakes:
         klass[_student_id(f"mistake-{mutation.name}")] = build(mutation=mutation)
-    for name, answers in alternatives.items():
-        klass[_student_id(f"alternative-{name}")] = build(answers=answers)
+    # Alternatives come as {name: answers} or as a list of mutations of the solution.
+    if isinstance(alternatives, dict):
+        for name, answers in alternatives.items():
+            klass[_student_id(f"alternative-{name}")] = build(answers=answers)
+    else:
+        for mutation in alternatives:
+            klass[_student_id(f"alternative-{mutation.name}")] = build(mutation=mutation)
     first = names[0]
     correct = build()
     bad = copy.deepcopy(correct)
