@@ -158,7 +158,7 @@ def run(
     with tempfile.TemporaryDirectory(prefix="coursekit-bench-") as tmp:
         tmp = Path(tmp)
         pristine, assignment = build_course(tmp / "pristine", n, assignment)
-        plain_times, ck_times, identical, steps = [], [], True, []
+        plain_times, ck_times, identical, steps, differences = [], [], True, [], {}
 
         def coursekit(dest: Path, w: int) -> float:
             cmd = [sys.executable, "-m", "coursekit.cli.main", "--course", str(dest)]
@@ -176,6 +176,13 @@ def run(
             a, b = grades(plain), grades(ours)
             steps += engine_overhead(ours, assignment)
             identical &= a == b and len(a) > 0
+            differences.update(
+                {
+                    "/".join(key): {"nbgrader": a.get(key), "coursekit": b.get(key)}
+                    for key in sorted(set(a) | set(b))
+                    if a.get(key) != b.get(key)
+                }
+            )
             shutil.rmtree(plain)
             shutil.rmtree(ours)
         result = {
@@ -189,6 +196,7 @@ def run(
             "coursekit_median_s": statistics.median(ck_times),
             "ratio": statistics.median(plain_times) / statistics.median(ck_times),
             "scores_identical": identical,
+            "differences": differences,
             # coursekit's own work per submission, measured directly: scratch course set-up
             # and reading results back (in the worker) + journal, files and gradebook (parent)
             "engine_overhead_per_submission_s": statistics.median(steps) if steps else None,
@@ -212,7 +220,9 @@ def run(
             # minus the bare execution of the same notebooks, per submission.
             result["overhead_per_notebook_s"] = statistics.median(worker[s] - bare[s] for s in both)
             result["overhead_vs_plain_per_submission_s"] = (one - result["plain_median_s"]) / n
-    assert result["scores_identical"], "coursekit and plain nbgrader grades differ"
+    assert result["scores_identical"], (
+        f"coursekit and plain nbgrader grades differ: {json.dumps(result['differences'])[:3000]}"
+    )
     return result
 
 

@@ -90,7 +90,7 @@ def test_quick_run_writes_every_benchmark_in_the_schema(tmp_path):
     assert loops["baseline_extrapolated"] and "extrapolated" in loops["notes"]
     assert loops["target"] is None  # retired: the vectorized call is held to the matmul
     matmul = next(e for e in report["benchmarks"] if e["name"] == "vectorized_vs_matmul")
-    assert matmul["target"] == {"op": "<=", "value": 3.0}
+    assert matmul["target"] == {"op": "<=", "value": 2.0}
     assert "| benchmark |" in proc.stdout  # the printed table
 
 

@@ -34,6 +34,8 @@ from typing import Any
 
 import numpy as np
 
+from coursekit.grading.arrays import decode_array, encode_array
+
 
 @dataclass(frozen=True)
 class Case:
@@ -229,7 +231,7 @@ def _encode(value: Any) -> Any:
         return {"dict": {k: _encode(v) for k, v in value.items()}}
     if isinstance(value, tuple):
         return {"tuple": [_encode(v) for v in value]}
-    return {"dtype": value.dtype.str, "shape": list(value.shape), "data": value.ravel().tolist()}
+    return encode_array(value)
 
 
 def _decode(value: Any) -> Any:
@@ -239,29 +241,43 @@ def _decode(value: Any) -> Any:
         return {str(k): _decode(v) for k, v in value["dict"].items()}
     if "tuple" in value:
         return tuple(_decode(v) for v in value["tuple"])
-    dtype = np.dtype(value["dtype"])
-    if dtype.kind not in "if":
-        raise ValueError(f"outcome arrays hold numbers, got dtype {dtype}")
-    return np.array(value["data"], dtype=dtype).reshape(value["shape"])
+    return decode_array(value, kinds="if")
+
+
+def outcome_record(outcome: Outcome) -> dict:
+    """An outcome as a JSON-ready record (arrays as exact bytes: :mod:`~.arrays`)."""
+    return {
+        "label": outcome.label,
+        "error": outcome.error,
+        "where": outcome.where,
+        "output": None if outcome.error else _encode(outcome.output),
+    }
+
+
+def outcome_from_record(rec: Any) -> Outcome:
+    """Inverse of :func:`outcome_record`; rejects anything but numbers, tuples and dicts."""
+    if not isinstance(rec, dict):
+        raise ValueError(f"malformed outcome record: {type(rec).__name__}")
+    error = rec.get("error")
+    if error is not None and not isinstance(error, str):
+        raise ValueError("an outcome's error must be a string")
+    where = rec.get("where")
+    output = None if error is not None else _decode(rec["output"])
+    return Outcome(
+        str(rec["label"]),
+        output=output,
+        error=error,
+        where=where if isinstance(where, str) else None,
+    )
 
 
 def outcomes_to_json(outcomes: Sequence[Outcome]) -> str:
     """Serialize outcomes as JSON (exact float64 round trip; NaN and inf allowed).
 
-    This is how plain outputs leave an untrusted kernel: :func:`outcomes_from_json` in the
+    This is how plain outputs leave an untrusted process: :func:`outcomes_from_json` in the
     grader's process rebuilds them without unpickling anything.
     """
-    return json.dumps(
-        [
-            {
-                "label": o.label,
-                "error": o.error,
-                "where": o.where,
-                "output": None if o.error else _encode(o.output),
-            }
-            for o in outcomes
-        ]
-    )
+    return json.dumps([outcome_record(o) for o in outcomes])
 
 
 def outcomes_from_json(text: str) -> list[Outcome]:
@@ -269,22 +285,7 @@ def outcomes_from_json(text: str) -> list[Outcome]:
     records = json.loads(text)
     if not isinstance(records, list):
         raise ValueError("outcome JSON must be a list of records")
-    outcomes = []
-    for rec in records:
-        error = rec.get("error")
-        if error is not None and not isinstance(error, str):
-            raise ValueError("an outcome's error must be a string")
-        where = rec.get("where")
-        output = None if error is not None else _decode(rec["output"])
-        outcomes.append(
-            Outcome(
-                str(rec["label"]),
-                output=output,
-                error=error,
-                where=where if isinstance(where, str) else None,
-            )
-        )
-    return outcomes
+    return [outcome_from_record(rec) for rec in records]
 
 
 def run_case(run: Callable, fn: Callable, case: Case) -> Outcome:

@@ -1,8 +1,9 @@
 """The process that runs a student's graded functions on the hidden cases.
 
 ``coursekit grade`` starts it (``python -I -m coursekit.grading.runner``) in a fresh sandbox
-after the student's notebook has run, so none of the notebook's code has run in it. What
-it holds and does, in this order:
+while the student's notebook runs, and sends it the first frame only after the kernel is
+gone, so none of the notebook's code has run in it and nothing the notebook ran can reach
+it while it holds the student's definitions. What it holds and does, in this order:
 
 1. Before any student code: it takes the grader's channel (its standard output) for
    itself, points file descriptors 1 and 2 at ``/dev/null`` and reads the setup frame.
@@ -117,7 +118,7 @@ def _functions(namespace: dict, names) -> tuple:
 
 
 def serve(channel_in: int, channel_out: int) -> None:
-    from coursekit.grading.core import Outcome, _short, outcomes_to_json, run_case
+    from coursekit.grading.core import Outcome, _short, outcome_record, run_case
 
     setup = pickle.loads(read_frame(channel_in))
     namespace = {"__name__": "__main__", "__builtins__": __builtins__}
@@ -152,7 +153,7 @@ def serve(channel_in: int, channel_out: int) -> None:
                 outcome = run_case(run, fn, case)
             except BaseException as exc:  # noqa: BLE001 - SystemExit and friends too
                 outcome = Outcome(case.label, error=f"raised {type(exc).__name__}: {_short(exc)}")
-            reply = json.loads(outcomes_to_json([outcome]))[0]
+            reply = outcome_record(outcome)
         write_frame(channel_out, json.dumps(reply).encode())
 
 

@@ -20,12 +20,13 @@ passed: it arrives as ``None`` and the note says which value it was. Nothing is 
 
 from __future__ import annotations
 
-import base64
 import importlib
 import json
 from typing import Any
 
 import numpy as np
+
+from coursekit.grading.arrays import decode_array, encode_array
 
 __all__ = ["MIME", "decode_state", "encode_state", "export"]
 
@@ -65,15 +66,8 @@ class _Encoder:
             if value.dtype.kind not in "biuf":
                 self.skipped.append(f"{path} (an array of dtype {value.dtype})")
                 return {"none": None}
-            data = np.ascontiguousarray(value).tobytes()
-            self.take(len(data))
-            return {
-                "array": {
-                    "dtype": value.dtype.str,
-                    "shape": list(value.shape),
-                    "data": base64.b64encode(data).decode("ascii"),
-                }
-            }
+            self.take(value.nbytes)
+            return {"array": encode_array(value)}
         if isinstance(value, (list, tuple)):
             kind = "list" if isinstance(value, list) else "tuple"
             return {kind: [self.encode(v, f"{path}[{i}]", depth + 1) for i, v in enumerate(value)]}
@@ -151,12 +145,7 @@ def _decode(node: Any, depth: int = 0) -> Any:
             raise ValueError("malformed string value")
         return body
     if kind == "array":
-        dtype = np.dtype(str(body["dtype"]))
-        if dtype.kind not in "biuf":
-            raise ValueError(f"arrays hold numbers, got dtype {dtype}")
-        shape = tuple(int(s) for s in body["shape"])
-        data = base64.b64decode(str(body["data"]), validate=True)
-        return np.frombuffer(data, dtype=dtype).reshape(shape).copy()
+        return decode_array(body, kinds="biuf")
     if kind in ("list", "tuple"):
         items = [_decode(v, depth + 1) for v in body]
         return items if kind == "list" else tuple(items)

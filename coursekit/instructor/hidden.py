@@ -51,7 +51,7 @@ from pathlib import Path
 
 import cloudpickle
 
-from coursekit.grading.core import Outcome, Task, get_task, judge, outcomes_from_json
+from coursekit.grading.core import Outcome, Task, get_task, judge, outcome_from_record
 from coursekit.grading.runner import HEADER
 
 __all__ = [
@@ -594,7 +594,7 @@ class HiddenProcess:
         if "missing" in reply:
             return str(reply["missing"])
         try:
-            (outcome,) = outcomes_from_json(json.dumps([reply]))
+            outcome = outcome_from_record(reply)
         except (
             ValueError,
             KeyError,
