@@ -36,10 +36,10 @@ def test_load_list_of_a_missing_catalogue_is_empty(tmp_path):
     assert load_list(tmp_path / "a9.py", "ALTERNATIVES") == {}
 
 
-@pytest.mark.parametrize("assignment", ["a1", "a4", "a5"])
+@pytest.mark.parametrize("assignment", ["a1", "a2", "a3", "a4", "a5"])
 def test_every_assignment_synthesizes_a_class_with_its_alternatives(tmp_path, assignment):
-    """Alternatives are written either as answers per cell (a1-a3) or as mutations of the
-    solution (a4, a5); both kinds become students of the class."""
+    """Alternatives are written as answers per cell or as mutations of the solution (in a
+    dict or a list); every kind becomes a student of the class."""
     root = repository_root()
     _, _, klass = build_demo_course(tmp_path / "demo", assignment, 10)
     alternatives = load_list(root / "tests" / "alternatives" / f"{assignment}.py", "ALTERNATIVES")

@@ -71,13 +71,14 @@ def synthesize_class(
         klass[f"blank-{i}"] = dict(released)
     for mutation in mistakes:
         klass[_student_id(f"mistake-{mutation.name}")] = build(mutation=mutation)
-    # Alternatives come as {name: answers} or as a list of mutations of the solution.
-    if isinstance(alternatives, dict):
-        for name, answers in alternatives.items():
-            klass[_student_id(f"alternative-{name}")] = build(answers=answers)
-    else:
-        for mutation in alternatives:
-            klass[_student_id(f"alternative-{mutation.name}")] = build(mutation=mutation)
+    # Alternatives come as {name: answers or a mutation} or as a list of mutations.
+    if not isinstance(alternatives, dict):
+        alternatives = {m.name: m for m in alternatives}
+    for name, alternative in alternatives.items():
+        if isinstance(alternative, submissions.Mutation):
+            klass[_student_id(f"alternative-{name}")] = build(mutation=alternative)
+        else:
+            klass[_student_id(f"alternative-{name}")] = build(answers=alternative)
     first = names[0]
     correct = build()
     bad = copy.deepcopy(correct)
