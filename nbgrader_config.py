@@ -17,6 +17,10 @@ c.CourseDirectory.release_directory = "assignments"
 # Every notebook runs top to bottom in well under a minute; one cell never needs more.
 c.Execute.timeout = 120
 c.Execute.interrupt_on_timeout = True
+# After a cell's reply, nbgrader waits this long for the cell's last output and fails the
+# whole notebook if it does not come (its default, 4 s, is shorter than a busy 2-core machine
+# sometimes needs to deliver it).
+c.Execute.iopub_timeout = 30
 
 # A passing cell must never lose its points to harmless stderr (nbgrader zeroes any graded
 # cell with stderr output): warnings of cells that finished without an error move to stdout.

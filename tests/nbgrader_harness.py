@@ -144,6 +144,16 @@ def strip_hidden_tests(nb):
 
 
 # -- the course ----------------------------------------------------------------------------
+_ROUTINE_LOG = re.compile(
+    r"\| INFO\]|Attribute 'checksum' for cell|Kernel is running over TCP without encryption"
+)
+
+
+def _without_routine_lines(log: str) -> str:
+    """nbgrader's log without the lines every run prints, so that its traceback is kept."""
+    return "\n".join(line for line in log.splitlines() if not _ROUTINE_LOG.search(line))
+
+
 class Course:
     """A course directory: ``nbgrader_config.py``, ``solutions/``, ``assignments/``, gradebook."""
 
@@ -186,7 +196,7 @@ class Course:
         if check and proc.returncode != 0:
             raise RuntimeError(
                 f"nbgrader {' '.join(args)} failed with exit code {proc.returncode}:\n"
-                f"{proc.stdout[-4000:]}\n{proc.stderr[-8000:]}"
+                f"{proc.stdout[-4000:]}\n{_without_routine_lines(proc.stderr)[-12000:]}"
             )
         return proc
 

@@ -213,6 +213,29 @@ def test_a_notebook_that_only_worked_out_of_order_and_an_output_flood(tmp_path):
     assert "NOT READY" in report.render()
 
 
+def test_a_kernel_that_dies_is_reported_and_its_log_stays_off_the_terminal(tmp_path, capfd):
+    release = nbformat.v4.new_notebook(
+        cells=[
+            nbformat.v4.new_code_cell(
+                "import sys\nprint('to the kernel log', file=sys.__stderr__)"
+            ),
+            nbformat.v4.new_code_cell("import os\nos._exit(3)"),
+            nbformat.v4.new_code_cell("x = 1"),
+        ]
+    )
+    path = tmp_path / "hw.ipynb"
+    nbformat.write(release, str(path))
+    settings = Settings(cell_timeout=20, notebook_seconds=60, notebook_output_bytes=20_000)
+    report = check_notebook(path, release, settings, "hw.ipynb")
+    assert any("cell 2: the kernel stopped" in m for m in report.limits), report.limits
+    assert report.tests == [] and len(report.limits) == 1, report.limits
+    assert not report.errors, report.errors  # the stop is a limit, not an error of the code
+    assert not report.ok
+    terminal = capfd.readouterr()
+    assert "to the kernel log" not in terminal.out + terminal.err
+    assert "Kernel is running over TCP" not in terminal.err
+
+
 @pytest.mark.slow
 def test_blank_release_fails_cleanly_and_reference_answers_pass(tmp_path):
     source = read(REPO / "solutions" / "a1" / "vectorization.ipynb")

@@ -336,11 +336,25 @@ def _error(ename: str, evalue: str):
     return new_output("error", ename=ename, evalue=evalue, traceback=[f"{ename}: {evalue}"])
 
 
+def _death_notice(kernel_log) -> str:
+    """What to tell a student whose kernel stopped: the last line the kernel printed, if any."""
+    kernel_log.seek(0)
+    lines = [line for line in kernel_log.read().decode(errors="replace").splitlines() if line]
+    last = f" (its last words: {lines[-1][:300]})" if lines else ""
+    return (
+        "the kernel stopped while running this cell: it ran out of memory, or the code ended "
+        f"the process (exit, os._exit, a crash in compiled code){last}"
+    )
+
+
 def run_like_grader(nb, settings: Settings) -> dict:
     """Execute ``nb`` (changed in place) in a fresh kernel in an empty scratch directory.
 
-    Returns ``{"timed_out": [cell numbers], "not_run": [...], "truncated": [...]}``.
+    Returns ``{"timed_out": [cell numbers], "not_run": [...], "truncated": [...],
+    "died": [...]}``.
     """
+    from nbclient.exceptions import DeadKernelError
+
     from coursekit.notebooks import poll_shell_in_slices
 
     for cell in nb.cells:
@@ -364,9 +378,12 @@ def run_like_grader(nb, settings: Settings) -> dict:
         resources={"metadata": {"path": str(scratch)}},
         output_budget=settings.notebook_output_bytes,
     )
-    outcome = {"timed_out": [], "not_run": [], "truncated": []}
+    outcome = {"timed_out": [], "not_run": [], "truncated": [], "died": []}
+    # The kernel's own log (its start-up notices, a traceback it prints while shutting down)
+    # is no business of the student's terminal; it is shown only when the kernel died.
+    kernel_log = tempfile.TemporaryFile()
     try:
-        with client.setup_kernel():
+        with client.setup_kernel(stdout=kernel_log, stderr=kernel_log):
             poll_shell_in_slices(client)
             deadline = time.monotonic() + settings.notebook_seconds
             for index, cell in enumerate(nb.cells):
@@ -383,9 +400,17 @@ def run_like_grader(nb, settings: Settings) -> dict:
                     ]
                     outcome["not_run"].append(index + 1)
                     continue
+                if outcome["died"]:
+                    cell.outputs = [_error("KernelDied", "not run: the kernel had stopped")]
+                    continue
                 client.timeout = max(1, int(min(settings.cell_timeout, left)))
                 started = time.monotonic()
-                client.execute_cell(cell, index)
+                try:
+                    client.execute_cell(cell, index)
+                except DeadKernelError:
+                    cell.outputs.append(_error("KernelDied", _death_notice(kernel_log)))
+                    outcome["died"].append(index + 1)
+                    continue
                 errors = [o.get("ename") for o in cell.get("outputs", []) if "ename" in o]
                 # a timeout interrupts the kernel: the cell ends in KeyboardInterrupt
                 if time.monotonic() - started >= client.timeout or "CellTimeoutError" in errors:
@@ -395,6 +420,7 @@ def run_like_grader(nb, settings: Settings) -> dict:
                             _error("CellTimeoutError", f"more than {client.timeout} s")
                         )
     finally:
+        kernel_log.close()
         for key, value in saved_env.items():
             if value is None:
                 os.environ.pop(key, None)
@@ -403,6 +429,10 @@ def run_like_grader(nb, settings: Settings) -> dict:
         shutil.rmtree(scratch, ignore_errors=True)
     outcome["truncated"] = sorted(i + 1 for i in client.truncated)
     return outcome
+
+
+# errors that the report lists under the grader's limits rather than as the code's own errors
+_LIMIT_ERRORS = ("CellTimeoutError", "NotebookTimeout", "KeyboardInterrupt", "KernelDied")
 
 
 def _first_error(cell) -> tuple[str, str] | None:
@@ -606,6 +636,11 @@ def check_notebook(
             f"cells {', '.join(map(str, outcome['not_run']))} were not run: the notebook took "
             f"longer than the grader's {settings.notebook_seconds} s"
         )
+    for number in outcome["died"]:
+        report.limits.append(
+            f"cell {number}: the kernel stopped (out of memory, or the code ended the process); "
+            "the cells after it did not run"
+        )
     for number in outcome["truncated"]:
         report.limits.append(
             f"cell {number}: the notebook printed more than the grader keeps "
@@ -620,7 +655,7 @@ def check_notebook(
             gid = _grade_id(cell)
             result = TestResult(gid, _points(cell), error is None, message, gid in hidden)
             report.tests.append(result)
-        elif error and error[0] not in ("CellTimeoutError", "NotebookTimeout", "KeyboardInterrupt"):
+        elif error and error[0] not in _LIMIT_ERRORS:
             report.errors.append(f"cell {index + 1}: {': '.join(p for p in error if p)}")
     return report
 
