@@ -142,3 +142,22 @@ def test_unknown_benchmark_name_is_rejected():
     )
     assert proc.returncode == 2
     assert "nonsense" in proc.stderr and "invalid choice" in proc.stderr
+
+
+@pytest.mark.slow
+def test_grading_benchmark_reports_its_overhead_entries(monkeypatch):
+    """The full grading benchmark's entries, on two submissions: the speedup and, per
+    assignment, the overhead per notebook over bare execution (a real run of both tools)."""
+    sys.path.insert(0, str(RUN.parent))
+    import run as suite
+
+    monkeypatch.setattr(suite, "GRADING", {"n": 2, "repeats": 1, "overhead": True})
+    monkeypatch.setattr(suite, "OVERHEAD_ALSO", {})
+    results = suite.bench_grading(quick=False, repeats=1)
+    names = [r.name for r in results]
+    assert names[0] == "grading" and len(names) == 2 and names[1].startswith("grading_overhead:")
+    overhead = results[1].as_dict()
+    assert overhead["target"] == {"op": "<=", "value": 0.3}
+    assert overhead["repeats"] == 2  # one difference per submission
+    assert math.isfinite(overhead["ours_median_s"]) and abs(overhead["ours_median_s"]) < 30
+    assert "bare median" in overhead["notes"] and "grading step median" in overhead["notes"]
