@@ -188,6 +188,33 @@ def test_inputs_are_fresh_copies_for_every_call():
     assert judge(DOUBLE, 2, collect_outputs(DOUBLE, vandal, 2)).passed
 
 
+@pytest.mark.parametrize("name", ["a2.numerical_gradient", "a5.final_model", "a3.adam"])
+def test_the_judges_stored_answers_never_change_a_verdict(name, monkeypatch):
+    """The reference's answers are computed once per process: the second student of a run
+    gets the same verdicts as the first, a caller that scribbles on an answer does not
+    change the stored one, and another task under the same name is not served them."""
+    import dataclasses
+
+    task = get_task(name)
+    right = collect_outputs(task, task.reference, 7)
+    wrong = [core.Outcome(o.label, error="raised ValueError: no") for o in right]
+    monkeypatch.setattr(core, "_EXPECTED", {})
+    first = judge(task, 7, right)
+    assert first.passed, first.message()
+    assert len(core._EXPECTED) == len(right)
+    case = task.draw_cases(7, None)[0]
+    answer = core._expected(task, 7, None, 0, case)
+    for leaf in answer.values() if isinstance(answer, dict) else [answer]:
+        if isinstance(leaf, np.ndarray) and leaf.dtype.kind == "f":
+            leaf[...] = np.nan  # scribbles on the copy only
+    assert describe_mismatch(core._expected(task, 7, None, 0, case), answer, 0.0, 0.0)
+    assert judge(task, 7, right).message() == first.message()
+    assert not judge(task, 7, wrong).passed
+    other = dataclasses.replace(task, reference=task.mistakes[0].implementation)
+    assert not judge(other, 7, right).passed  # its own reference, not the stored answers
+    assert judge(task, 7, right).passed
+
+
 def test_registry_rejects_duplicates_and_names_known_tasks():
     with pytest.raises(ValueError, match="already registered"):
         register(DOUBLE)

@@ -399,14 +399,14 @@ def _judge(task: Task, seed: int, outcomes: Sequence[Outcome], secret: bytes | N
     if len(outcomes) != len(cases):
         failures.append(f"expected results for {len(cases)} cases, got {len(outcomes)}")
         return Verdict(task.name, False, len(cases), failures)
-    for case, outcome in zip(cases, outcomes):
+    for index, (case, outcome) in enumerate(zip(cases, outcomes)):
         if outcome.error is not None:
             hint = explain_error(outcome.error)
             failures.append(
                 f"case '{case.label}': {outcome.error}" + (f"\n    hint: {hint}" if hint else "")
             )
             continue
-        want = task.evaluate(to_plain(task.run(task.reference, copy.deepcopy(case.public()))), case)
+        want = _expected(task, seed, secret, index, case)
         try:
             got = task.evaluate(outcome.output, case)
         except (ValueError, TypeError, KeyError, IndexError, AttributeError) as exc:
@@ -420,6 +420,30 @@ def _judge(task: Task, seed: int, outcomes: Sequence[Outcome], secret: bytes | N
         hint = _diagnose(task, case, got)
         failures.append(f"case '{case.label}': {problem}" + (f"\n    hint: {hint}" if hint else ""))
     return Verdict(task.name, not failures, len(cases), failures)
+
+
+#: The reference's answers already computed in this process:
+#: ``key -> (task, its reference, answer)``.
+_EXPECTED: dict[tuple, tuple[Task, Callable, Any]] = {}
+_EXPECTED_LIMIT = 4096
+
+
+def _expected(task: Task, seed: int, secret: bytes | None, index: int, case: Case) -> Any:
+    """The reference's evaluated answer to case ``index`` of ``task.draw_cases(seed, secret)``.
+
+    The cases are a function of ``(seed, secret)`` alone, so every student of a run gets the
+    same ones: a worker that grades many students computes each answer once (a5's judge
+    spends most of its time here). A copy is returned so that no comparison can change
+    the stored answer.
+    """
+    key = (task.name, seed, secret, index)
+    stored = _EXPECTED.get(key)
+    if stored is None or stored[0] is not task or stored[1] is not task.reference:
+        want = task.evaluate(to_plain(task.run(task.reference, copy.deepcopy(case.public()))), case)
+        if len(_EXPECTED) >= _EXPECTED_LIMIT:
+            _EXPECTED.clear()
+        stored = _EXPECTED[key] = (task, task.reference, want)
+    return copy.deepcopy(stored[2])
 
 
 def _diagnose(task: Task, case: Case, got: Any) -> str | None:
