@@ -187,20 +187,26 @@ def test_out_of_order_execution_counts_are_reported():
     assert out_of_order(nb) == []
 
 
-@pytest.mark.slow
-def test_a_notebook_that_only_worked_out_of_order_and_an_output_flood(tmp_path):
-    release = nbformat.v4.new_notebook(
-        cells=[
-            nbformat.v4.new_code_cell("print(helper(2))"),
-            nbformat.v4.new_code_cell("def helper(x):\n    return 2 * x"),
-            nbformat.v4.new_code_cell("for _ in range(50):\n    print('y' * 1000)"),
-            nbformat.v4.new_code_cell("import time\ntime.sleep(30)"),
-        ]
-    )
+def check_cells(tmp_path, sources: list[str], cell_timeout: int):
+    """``check_notebook`` on a release made of code cells ``sources``, submitted as it is."""
+    release = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(s) for s in sources])
     path = tmp_path / "hw.ipynb"
     nbformat.write(release, str(path))
-    settings = Settings(cell_timeout=3, notebook_seconds=60, notebook_output_bytes=20_000)
-    report = check_notebook(path, release, settings, "hw.ipynb")
+    settings = Settings(
+        cell_timeout=cell_timeout, notebook_seconds=60, notebook_output_bytes=20_000
+    )
+    return check_notebook(path, release, settings, "hw.ipynb")
+
+
+@pytest.mark.slow
+def test_a_notebook_that_only_worked_out_of_order_and_an_output_flood(tmp_path):
+    sources = [
+        "print(helper(2))",
+        "def helper(x):\n    return 2 * x",
+        "for _ in range(50):\n    print('y' * 1000)",
+        "import time\ntime.sleep(30)",
+    ]
+    report = check_cells(tmp_path, sources, cell_timeout=3)
     assert report.order == [
         "cell 1 uses helper before cell 2 defines it: it only worked when the cells ran out "
         "of order"
@@ -213,20 +219,14 @@ def test_a_notebook_that_only_worked_out_of_order_and_an_output_flood(tmp_path):
     assert "NOT READY" in report.render()
 
 
+@pytest.mark.slow
 def test_a_kernel_that_dies_is_reported_and_its_log_stays_off_the_terminal(tmp_path, capfd):
-    release = nbformat.v4.new_notebook(
-        cells=[
-            nbformat.v4.new_code_cell(
-                "import sys\nprint('to the kernel log', file=sys.__stderr__)"
-            ),
-            nbformat.v4.new_code_cell("import os\nos._exit(3)"),
-            nbformat.v4.new_code_cell("x = 1"),
-        ]
-    )
-    path = tmp_path / "hw.ipynb"
-    nbformat.write(release, str(path))
-    settings = Settings(cell_timeout=20, notebook_seconds=60, notebook_output_bytes=20_000)
-    report = check_notebook(path, release, settings, "hw.ipynb")
+    sources = [
+        "import sys\nprint('to the kernel log', file=sys.__stderr__)",
+        "import os\nos._exit(3)",
+        "x = 1",
+    ]
+    report = check_cells(tmp_path, sources, cell_timeout=20)
     assert any("cell 2: the kernel stopped" in m for m in report.limits), report.limits
     assert report.tests == [] and len(report.limits) == 1, report.limits
     assert not report.errors, report.errors  # the stop is a limit, not an error of the code

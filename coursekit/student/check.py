@@ -336,22 +336,21 @@ def _error(ename: str, evalue: str):
     return new_output("error", ename=ename, evalue=evalue, traceback=[f"{ename}: {evalue}"])
 
 
-def _death_notice(kernel_log) -> str:
-    """What to tell a student whose kernel stopped: the last line the kernel printed, if any."""
+def _last_words(kernel_log) -> str:
+    """The last line the kernel printed to its own log, for a student whose kernel died."""
     kernel_log.seek(0)
     lines = [line for line in kernel_log.read().decode(errors="replace").splitlines() if line]
-    last = f" (its last words: {lines[-1][:300]})" if lines else ""
-    return (
-        "the kernel stopped while running this cell: it ran out of memory, or the code ended "
-        f"the process (exit, os._exit, a crash in compiled code){last}"
-    )
+    return f" (its last words: {lines[-1][:300]})" if lines else ""
+
+
+_DEATH = "the kernel stopped (out of memory, or the code ended the process)"
 
 
 def run_like_grader(nb, settings: Settings) -> dict:
     """Execute ``nb`` (changed in place) in a fresh kernel in an empty scratch directory.
 
     Returns ``{"timed_out": [cell numbers], "not_run": [...], "truncated": [...],
-    "died": [...]}``.
+    "died": [...], "last_words": what a dead kernel printed last}``.
     """
     from nbclient.exceptions import DeadKernelError
 
@@ -378,7 +377,7 @@ def run_like_grader(nb, settings: Settings) -> dict:
         resources={"metadata": {"path": str(scratch)}},
         output_budget=settings.notebook_output_bytes,
     )
-    outcome = {"timed_out": [], "not_run": [], "truncated": [], "died": []}
+    outcome = {"timed_out": [], "not_run": [], "truncated": [], "died": [], "last_words": ""}
     # The kernel's own log (its start-up notices, a traceback it prints while shutting down)
     # is no business of the student's terminal; it is shown only when the kernel died.
     kernel_log = tempfile.TemporaryFile()
@@ -408,8 +407,9 @@ def run_like_grader(nb, settings: Settings) -> dict:
                 try:
                     client.execute_cell(cell, index)
                 except DeadKernelError:
-                    cell.outputs.append(_error("KernelDied", _death_notice(kernel_log)))
                     outcome["died"].append(index + 1)
+                    outcome["last_words"] = _last_words(kernel_log)
+                    cell.outputs.append(_error("KernelDied", _DEATH + outcome["last_words"]))
                     continue
                 errors = [o.get("ename") for o in cell.get("outputs", []) if "ename" in o]
                 # a timeout interrupts the kernel: the cell ends in KeyboardInterrupt
@@ -638,8 +638,7 @@ def check_notebook(
         )
     for number in outcome["died"]:
         report.limits.append(
-            f"cell {number}: the kernel stopped (out of memory, or the code ended the process); "
-            "the cells after it did not run"
+            f"cell {number}: {_DEATH}; the cells after it did not run{outcome['last_words']}"
         )
     for number in outcome["truncated"]:
         report.limits.append(
