@@ -215,6 +215,35 @@ def test_the_judges_stored_answers_never_change_a_verdict(name, monkeypatch):
     assert judge(task, 7, right).passed
 
 
+@pytest.mark.parametrize("name", ["a2.affine_forward", "a5.he_init"])
+def test_answers_prepared_ahead_are_the_ones_the_judge_uses(name, monkeypatch):
+    """``prepare_expected`` (run while a notebook executes) stores every answer of the check
+    under its secret: the judge then runs the reference no more, and its verdicts are those
+    of a judge that computed them itself; another secret's answers are not served."""
+    import dataclasses
+
+    task = get_task(name)
+    secret = b"a submission's key"
+    right = collect_outputs(task, task.reference, 3, secret)
+    monkeypatch.setattr(core, "_EXPECTED", {})
+    fresh = judge(task, 3, right, secret).message()
+    calls = []
+
+    def counted(*args, **kwargs):
+        calls.append(1)
+        return task.reference(*args, **kwargs)
+
+    counting = dataclasses.replace(task, reference=counted)
+    monkeypatch.setattr(core, "_EXPECTED", {})
+    core.prepare_expected(counting, 3, secret)
+    prepared = len(calls)
+    assert prepared >= len(right) and len(core._EXPECTED) == len(right)
+    assert judge(counting, 3, right, secret).message() == fresh
+    assert len(calls) == prepared  # every answer came from the store
+    judge(counting, 3, right, b"another key")
+    assert len(calls) > prepared  # other cases: computed, not taken from the store
+
+
 def test_registry_rejects_duplicates_and_names_known_tasks():
     with pytest.raises(ValueError, match="already registered"):
         register(DOUBLE)

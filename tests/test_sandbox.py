@@ -16,6 +16,7 @@ from traitlets.config import Config
 
 from coursekit.instructor.sandbox import (
     HOME,
+    KERNEL_THREADS,
     NO_BWRAP_ENV,
     SUBMISSION,
     Limits,
@@ -23,6 +24,8 @@ from coursekit.instructor.sandbox import (
     SandboxedExecute,
     SandboxedKernelManager,
     bwrap_usable,
+    kernel_threads,
+    sandbox_env,
     sandboxed_command,
     seed_matplotlib_cache,
 )
@@ -210,6 +213,32 @@ def test_environment_proc_disk_and_memory_of_the_whole_kernel(tmp_path, course, 
     died = [o for o in nb.cells[4].outputs if o.output_type == "error"]
     assert died and "memory" in died[0].evalue, nb.cells[4].outputs
     assert [o.ename for o in nb.cells[5].outputs] == ["NotRun"]
+
+
+def test_each_kernel_gets_its_workers_share_of_the_cores_for_blas(tmp_path, monkeypatch):
+    """A grading worker's kernels run BLAS on the worker's share of the cores (all of them
+    with one worker, as a notebook run by hand); anything but a positive count means 1, and
+    the grader's own variable stays out of the kernel."""
+    import functools
+
+    from coursekit.instructor.executors import LocalExecutor, usable_cores
+
+    for value, want in [("3", 3), ("", 1), ("two", 1), ("0", 1), ("-2", 1)]:
+        monkeypatch.setenv(KERNEL_THREADS, value)
+        assert kernel_threads() == want
+        env = sandbox_env({}, threads=kernel_threads())
+        assert env["OPENBLAS_NUM_THREADS"] == env["OMP_NUM_THREADS"] == str(want)
+        assert KERNEL_THREADS not in env
+    monkeypatch.setenv(KERNEL_THREADS, "2")
+    cell = "import os\nprint(os.environ['OPENBLAS_NUM_THREADS'], os.environ['MKL_NUM_THREADS'])"
+    nb = run_cells(tmp_path, [cell, f"print({KERNEL_THREADS!r} in os.environ)"])
+    assert [stdout(c).strip() for c in nb.cells] == ["2 2", "False"]
+    executor = LocalExecutor(workers=1)
+    try:
+        ((_, share),) = executor.run(functools.partial(os.getenv, KERNEL_THREADS), [None])
+    finally:
+        executor.close()
+    assert share == str(usable_cores())
 
 
 def test_the_fallback_still_stops_memory_bombs_and_fork_floods(monkeypatch, caplog):

@@ -436,6 +436,10 @@ def _expected(task: Task, seed: int, secret: bytes | None, index: int, case: Cas
     spends most of its time here). A copy is returned so that no comparison can change
     the stored answer.
     """
+    return copy.deepcopy(_stored_answer(task, seed, secret, index, case))
+
+
+def _stored_answer(task: Task, seed: int, secret: bytes | None, index: int, case: Case) -> Any:
     key = (task.name, seed, secret, index)
     stored = _EXPECTED.get(key)
     if stored is None or stored[0] is not task or stored[1] is not task.reference:
@@ -443,7 +447,16 @@ def _expected(task: Task, seed: int, secret: bytes | None, index: int, case: Cas
         if len(_EXPECTED) >= _EXPECTED_LIMIT:
             _EXPECTED.clear()
         stored = _EXPECTED[key] = (task, task.reference, want)
-    return copy.deepcopy(stored[2])
+    return stored[2]
+
+
+def prepare_expected(task: Task, seed: int, secret: bytes | None = None) -> None:
+    """Compute the reference's answers to every case of the check ``seed`` ahead of
+    :func:`judge` (which then finds them stored). They depend only on the task, the seed and
+    the secret, so the grader can compute them while the student's notebook runs."""
+    with np.errstate(all="ignore"):
+        for index, case in enumerate(task.draw_cases(seed, secret)):
+            _stored_answer(task, seed, secret, index, case)
 
 
 def _diagnose(task: Task, case: Case, got: Any) -> str | None:

@@ -39,8 +39,13 @@ def usable_cores() -> int:
     return os.cpu_count() or 1
 
 
-def _init_local_worker(log_path: str | None) -> None:
+def _init_local_worker(log_path: str | None, kernel_threads: int = 1) -> None:
+    from coursekit.instructor.sandbox import KERNEL_THREADS
+
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    # Each worker's kernels get its share of the cores for BLAS: all of them with one worker
+    # (as a notebook run by hand), one each when there are as many workers as cores.
+    os.environ[KERNEL_THREADS] = str(kernel_threads)
     if log_path:
         # Kernels inherit the worker's stdout/stderr; keep their chatter off the terminal.
         fd = os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
@@ -91,7 +96,7 @@ class LocalExecutor:
             max_workers=self.workers,
             mp_context=_worker_context(),
             initializer=_init_local_worker,
-            initargs=(log_path,),
+            initargs=(log_path, max(1, usable_cores() // self.workers)),
         )
         self._futures: dict = {}
 

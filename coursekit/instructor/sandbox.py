@@ -85,6 +85,10 @@ TIMINGS_FILE = "timings.json"
 #: Environment variables a sandbox inherits from the grader; everything else is set.
 ENV_ALLOWED = ("LANG", "LC_ALL", "LC_CTYPE", "TZ")
 
+#: The grader's variable that gives each kernel its share of the cores for BLAS threads
+#: (set by :class:`coursekit.instructor.executors.LocalExecutor` in its workers).
+KERNEL_THREADS = "COURSEKIT_KERNEL_THREADS"
+
 
 @dataclass(frozen=True)
 class Limits:
@@ -235,12 +239,21 @@ def sandbox_uid() -> int:
     return SANDBOX_UID + os.getpid()
 
 
-def sandbox_env(extra: dict[str, str]) -> dict[str, str]:
-    """A sandbox's whole environment: :data:`ENV_ALLOWED` from the grader's, plus ``extra``."""
+def kernel_threads() -> int:
+    """BLAS threads for this worker's kernels: :data:`KERNEL_THREADS` when it holds a
+    positive whole number (the worker's share of the cores), else 1."""
+    value = os.environ.get(KERNEL_THREADS, "").strip()
+    return int(value) if value.isdigit() and int(value) > 0 else 1
+
+
+def sandbox_env(extra: dict[str, str], threads: int = 1) -> dict[str, str]:
+    """A sandbox's whole environment: :data:`ENV_ALLOWED` from the grader's, ``threads``
+    BLAS and OpenMP threads, plus ``extra``."""
     env = {k: os.environ[k] for k in ENV_ALLOWED if k in os.environ}
     env.setdefault("LANG", "C.UTF-8")
     env["PATH"] = "/usr/local/bin:/usr/bin:/bin"
-    env.update(OMP_NUM_THREADS="1", OPENBLAS_NUM_THREADS="1", MKL_NUM_THREADS="1")
+    count = str(max(1, int(threads)))
+    env.update(OMP_NUM_THREADS=count, OPENBLAS_NUM_THREADS=count, MKL_NUM_THREADS=count)
     env.update(extra)
     return env
 
@@ -647,7 +660,8 @@ class SandboxedKernelManager(AsyncKernelManager):
             seed_matplotlib_cache(os.path.join(home, ".matplotlib"), uid)
             mounts, cmd, cwd = [], list(kernel_cmd), submission
         kw["env"] = sandbox_env(
-            {"HOME": home, "TMPDIR": home, "MPLCONFIGDIR": f"{home}/.matplotlib"}
+            {"HOME": home, "TMPDIR": home, "MPLCONFIGDIR": f"{home}/.matplotlib"},
+            threads=kernel_threads(),
         )
         argv = sandboxed_command(
             cmd,
@@ -876,15 +890,19 @@ class SandboxedExecute(Execute):
                 )
             )
             self._export_index = len(nb.cells) - 1
+        secret = self._submission_secret(units) if checks else None
         # The runners start now, so their start-up overlaps the notebook; they get the
-        # student's definitions only after the kernel is gone (hidden.prestart).
+        # student's definitions only after the kernel is gone (hidden.prestart). The
+        # reference's answers, which need no student code, are computed meanwhile too.
         started = hidden.prestart(checks, factory)
+        references = _compute_references(checks, secret)
         try:
             nb, resources = super().preprocess(nb, resources, km=km)
         except BaseException:
             hidden.close_all(started)
             raise
         finally:
+            references.join()
             exported = None
             if self._export_index is not None:
                 export_cell = nb.cells.pop(self._export_index)
@@ -897,7 +915,7 @@ class SandboxedExecute(Execute):
         # The definitions go to the runners only now, after the kernel is gone: nothing the
         # notebook ran can reach a runner that holds them (a shared file lock is a channel).
         try:
-            verdicts = self._grade_hidden(checks, units, exported, factory, started)
+            verdicts = self._grade_hidden(checks, units, exported, factory, started, secret)
         finally:
             hidden.close_all(started)
         self._add_timing(scratch, time.perf_counter() - began)
@@ -933,16 +951,21 @@ class SandboxedExecute(Execute):
             watch=lambda pid: Watchdog(pid, limits.memory),
         )
 
-    def _grade_hidden(self, checks, units, exported, factory, started):
+    def _submission_secret(self, units) -> bytes | None:
+        """The key this submission's hidden inputs are drawn with (None without a secret)."""
+        from coursekit.instructor import hidden
+
+        if not self.secret_file:
+            return None
+        course_secret = hidden.load_secret(os.path.dirname(self.secret_file))
+        return hidden.submission_secret(course_secret, units)
+
+    def _grade_hidden(self, checks, units, exported, factory, started, secret):
         from coursekit.grading.trusted import integrity_problems
         from coursekit.instructor import hidden
 
         if not checks:
             return {}
-        secret = None
-        if self.secret_file:
-            course_secret = hidden.load_secret(os.path.dirname(self.secret_file))
-            secret = hidden.submission_secret(course_secret, units)
         timeout = float(self.timeout or 300)
         verdicts = hidden.run_hidden_checks(
             checks,
@@ -978,6 +1001,24 @@ class SandboxedExecute(Execute):
             existing = {}
         existing[name] = statuses
         path.write_text(json.dumps(existing, indent=1))
+
+
+def _compute_references(checks, secret) -> threading.Thread:
+    """A started thread that stores the reference's answers to ``checks`` for the judge
+    (:func:`coursekit.grading.core.prepare_expected`); join it before judging. A reference
+    that fails here is left to the judge, which computes it again and reports the failure."""
+    from coursekit.grading.core import get_task, prepare_expected
+
+    def work() -> None:
+        for check in checks:
+            try:
+                prepare_expected(get_task(check.task), check.seed, secret)
+            except Exception:  # noqa: BLE001 - see the docstring
+                continue
+
+    thread = threading.Thread(target=work, name="coursekit-references", daemon=True)
+    thread.start()
+    return thread
 
 
 _SEVERITY = ("integrity", "missing", "error", "timeout", "failed", "passed")

@@ -111,15 +111,16 @@ def _derive_init(plain, case: Case):
     w = np.asarray(out.pop("weights"), dtype=float)
     if w.shape != tuple(case.args) or w.size == 0:
         return {"shape": np.array(w.shape)}
-    std = float(w.std())
+    mean = float(w.mean())
+    squares = np.square(w - mean)
+    std = math.sqrt(float(squares.mean()))  # w.std(), reusing the squares for the kurtosis
     spread = std / case.grader["target_std"]
     if abs(spread - 1.0) < 6.0 / math.sqrt(2.0 * w.size):
         spread = 1.0
-    centered = w - w.mean()
-    kurtosis = float(np.mean(centered**4) / max(std**4, 1e-300))
+    kurtosis = float(np.mean(np.square(squares)) / max(std**4, 1e-300))
     out["standard deviation / target"] = round(spread, 1) if math.isfinite(spread) else spread
     # A correct draw has |mean| below 6 standard errors with overwhelming probability.
-    out["mean is close to 0"] = float(abs(w.mean()) < 6 * max(std, 1e-300) / math.sqrt(w.size))
+    out["mean is close to 0"] = float(abs(mean) < 6 * max(std, 1e-300) / math.sqrt(w.size))
     out["the weights are normally distributed"] = float(
         abs(kurtosis - 3.0) < max(0.3, 6.0 * math.sqrt(24.0 / w.size))
     )
