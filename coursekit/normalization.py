@@ -17,13 +17,17 @@ The functions follow the layer pattern of the package: ``*_forward`` returns
 
 Speed comes from touching memory as few times as possible (numpy pays one pass over the
 array per operation, where PyTorch fuses a whole direction into one kernel): each kernel's
-docstring states its passes over memory.
+docstring states its passes over memory. Where numba is installed (the optional extra
+``fast``), LayerNorm hands arrays of 2**18 elements or more to the fused kernels of
+:mod:`coursekit.fused_layernorm`; the environment variable ``COURSEKIT_NUMBA=0`` keeps numpy.
 """
 
 from __future__ import annotations
 
+import importlib
 import os
 import threading
+import warnings
 
 import numpy as np
 
@@ -157,6 +161,78 @@ def _in_two_halves(work, blocks: list, size: int) -> list:
     if "error" in outcome:
         raise outcome["error"]
     return [head, outcome["value"]]
+
+
+# -- the fused LayerNorm kernels (numba) ------------------------------------------------------
+
+# LayerNorm arrays this large run the fused kernels of coursekit.fused_layernorm when numba is
+# installed; smaller ones (notebooks, student kernels) never wait for numba to compile.
+_FUSED_MIN_ELEMENTS = _PARALLEL_MIN_ELEMENTS
+_FUSED_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
+
+# coursekit.fused_layernorm once loaded; None before the first try, False where it cannot
+# run here (numba missing, or compiling or caching failed): numpy for the rest of the process.
+_fused = None
+_fused_lock = threading.Lock()
+
+
+def _load_fused():
+    """coursekit.fused_layernorm, imported (and so compiled) by the first caller; or False."""
+    global _fused
+    if _fused is None:
+        with _fused_lock:
+            if _fused is None:
+                try:
+                    # numba's warnings (a cache it cannot write, say) must not reach a user.
+                    with warnings.catch_warnings():
+                        warnings.simplefilter("ignore")
+                        _fused = importlib.import_module("coursekit.fused_layernorm")
+                except Exception:
+                    _fused = False
+    return _fused
+
+
+def _no_fused_after_fork() -> None:
+    # A child forked after numba's OpenMP threads started aborts at its first parallel kernel.
+    global _fused
+    if _fused:
+        _fused = False
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_no_fused_after_fork)
+
+
+def _try_fused(direction: str, arrays: tuple, *scalars):
+    """``coursekit.fused_layernorm.<direction>(*arrays, *scalars)``, or None to run numpy.
+
+    The fused kernels run on large float32 or float64 arrays all of one dtype (made
+    C-contiguous here), unless ``COURSEKIT_NUMBA=0``; on one thread where
+    :func:`_threads_allowed` says so (the result is the same). A kernel that fails turns
+    the fused path off for the rest of the process.
+    """
+    global _fused
+    first = arrays[0]
+    if (
+        first.size < _FUSED_MIN_ELEMENTS
+        or first.dtype not in _FUSED_DTYPES
+        or any(getattr(a, "dtype", None) != first.dtype for a in arrays)
+        or os.environ.get("COURSEKIT_NUMBA", "").strip() == "0"
+    ):
+        return None
+    fused = _load_fused()
+    if not fused:
+        return None
+    kernel = getattr(fused, direction)
+    try:
+        return kernel(
+            *(np.ascontiguousarray(a) for a in arrays), *scalars, one_thread=not _threads_allowed()
+        )
+    except MemoryError:
+        raise
+    except Exception:
+        _fused = False
+        return None
 
 
 def _row_blocks(n: int, d: int, itemsize: int):
@@ -407,15 +483,27 @@ def layernorm_forward(x, gamma, beta, eps: float = 1e-5):
     and at test time (there is no ``mode`` and no running average) and works for ``N == 1``.
     Matches ``torch.nn.functional.layer_norm(x, (D,), gamma, beta, eps)``.
 
-    **One pass over memory.** A row's statistics need only that row, so the rows are
-    processed in blocks of about 256 KiB that stay in the CPU cache while the mean (a BLAS
-    matrix-vector product), the centering, the sum of squares, the scaling by
-    :math:`1/\sqrt{\sigma_i^2 + \epsilon}` and the affine map run on them: ``x`` is read
-    once, ``xhat`` and ``out`` are written once (3 arrays of shape ``(N, D)`` streamed;
-    6 operations per element, all on cached data). :func:`batchnorm_forward` makes 5 passes,
-    because a column's statistics need every row first. For arrays of 2**18 elements or
-    more the two halves of the rows run on two threads (numpy releases the GIL inside each
-    operation; ``OMP_NUM_THREADS=1`` or a single core keeps one), with the same result.
+    **One pass over memory**: ``x`` is read once, ``xhat`` and ``out`` are written once (3
+    arrays of shape ``(N, D)`` streamed), because a row's statistics need only that row.
+    :func:`batchnorm_forward` makes 5 passes, because a column's statistics need every row
+    first. Which code runs:
+
+    * float32 or float64 arrays of 2**18 elements or more, where numba is installed (the
+      extra ``fast``): the fused kernel of :func:`coursekit.fused_layernorm.forward`, one
+      sweep of each row while it is in the L1 cache (sum, sum of squares around the mean,
+      then ``xhat`` and ``out``), with the rows split over numba's threads. The first such
+      call in a process imports numba and loads the kernels from numba's cache (compiling
+      them, a few seconds, the first time). ``COURSEKIT_NUMBA=0``, or numba missing or
+      unable to compile, leaves numpy.
+    * Otherwise the numpy code below, the reference: the rows are processed in blocks of
+      about 256 KiB that stay in the CPU cache while the mean (a BLAS matrix-vector
+      product), the centering, the sum of squares, the scaling by
+      :math:`1/\sqrt{\sigma_i^2 + \epsilon}` and the affine map run on them (6 operations
+      per element, all on cached data). For arrays of 2**18 elements or more the two halves
+      of the rows run on two threads (numpy releases the GIL inside each operation).
+
+    Both give the same result on any number of threads; ``OMP_NUM_THREADS=1`` or a single
+    core keeps them on one.
 
     Parameters
     ----------
@@ -437,6 +525,10 @@ def layernorm_forward(x, gamma, beta, eps: float = 1e-5):
     gamma = _check_feature_vector(gamma, "gamma", x).astype(x.dtype, copy=False)
     beta = _check_feature_vector(beta, "beta", x).astype(x.dtype, copy=False)
     eps = _check_eps(eps)
+    fused = _try_fused("forward", (x, gamma, beta), eps)
+    if fused is not None:
+        out, xhat, inv_std = fused
+        return out, {"xhat": xhat, "gamma": gamma, "inv_std": inv_std}
     n, d = x.shape
     xhat, out = np.empty_like(x), np.empty_like(x)
     inv_std = np.empty((n, 1), dtype=x.dtype)
@@ -479,14 +571,22 @@ def layernorm_backward(dout, cache):
     :math:`\sum_k h_{ik}\hat x_{ik} = ((g \odot \hat x)\gamma)_i`, matrix-vector products;
     the column sums for ``dgamma`` and ``dbeta`` are accumulated block by block.
 
-    **One pass over memory.** Everything runs on cache-sized blocks of rows: ``dout`` and
-    ``xhat`` are read once and ``dx`` is written once (3 arrays of shape ``(N, D)``
-    streamed; 6 elementwise operations and 4 matrix-vector products per block, on cached
-    data). :func:`batchnorm_backward` makes 3 passes (two column reductions, then ``dx``).
-    Large arrays are split into two halves of rows on two threads, as in
-    :func:`layernorm_forward`; each half sums its own part of ``dgamma`` and ``dbeta`` and
-    the halves are added in a fixed order, so the result is the same bit for bit with one
-    thread or two.
+    **One pass over memory**: ``dout`` and ``xhat`` are read once and ``dx`` is written once
+    (3 arrays of shape ``(N, D)`` streamed). :func:`batchnorm_backward` makes 3 passes (two
+    column reductions, then ``dx``). The code is chosen as in :func:`layernorm_forward`:
+
+    * The fused kernel of :func:`coursekit.fused_layernorm.backward` sweeps each row twice
+      while it is in the L1 cache (its two sums, then ``dx`` and its share of ``dgamma`` and
+      ``dbeta``). The rows are split into 16 chunks whatever the number of threads; each
+      chunk sums its own part of ``dgamma`` and ``dbeta`` and the chunks are added in a
+      fixed order.
+    * The numpy code below runs on cache-sized blocks of rows (6 elementwise operations and
+      4 matrix-vector products per block, on cached data). Large arrays are split into two
+      halves of rows on two threads; each half sums its own part of ``dgamma`` and
+      ``dbeta`` and the halves are added in a fixed order.
+
+    Either way the result is the same bit for bit with one thread or more. A ``cache`` from
+    either forward path works with either backward path.
 
     Parameters
     ----------
@@ -503,6 +603,10 @@ def layernorm_backward(dout, cache):
     xhat, gamma, inv_std = cache["xhat"], cache["gamma"], cache["inv_std"]
     dout = _check_dout(dout, xhat)
     n, d = xhat.shape
+    if np.shape(gamma) == (d,) and np.shape(inv_std) == (n, 1):  # numba checks no bounds
+        fused = _try_fused("backward", (dout, xhat, gamma, inv_std))
+        if fused is not None:
+            return fused
     dtype = np.result_type(dout, xhat)
     dx = np.empty((n, d), dtype=dtype)
     inv_d = 1.0 / max(d, 1)

@@ -1,13 +1,22 @@
 """BatchNorm and LayerNorm against torch.nn.functional and the gradient check."""
 
+import contextlib
+import os
+import subprocess
+import sys
+import textwrap
+import warnings
+from unittest import mock
+
 import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
 from hypothesis import given
 from hypothesis import strategies as st
-from strategies import float64_arrays, normalization_inputs
+from strategies import float64_arrays, normalization_inputs, seeded_rngs
 
+import coursekit.normalization as normalization
 from coursekit.gradcheck import GradientCheckError, check_layer_gradients
 from coursekit.normalization import (
     batchnorm_backward,
@@ -209,15 +218,23 @@ def test_float32_agrees_with_float64_to_single_precision():
 # -- LayerNorm ----------------------------------------------------------------------------
 
 
+def layernorm_round_trip(x, gamma, beta, dout, eps=1e-5):
+    """``(out, dx, dgamma, dbeta)`` of :func:`layernorm_forward` then :func:`layernorm_backward`."""
+    out, cache = layernorm_forward(x, gamma, beta, eps)
+    return (out, *layernorm_backward(dout, cache))
+
+
+def torch_layernorm(x, gamma, beta, dout, eps=1e-5):
+    """The same four from ``F.layer_norm`` and autograd."""
+    xt, gt, bt = (torch.tensor(a, requires_grad=True) for a in (x, gamma, beta))
+    out = F.layer_norm(xt, (x.shape[1],), gt, bt, eps)
+    out.backward(torch.tensor(dout))
+    return out, xt.grad, gt.grad, bt.grad
+
+
 @given(normalization_inputs(min_batch=1), st.sampled_from([1e-5, 1e-2]))
 def test_layernorm_matches_torch(inputs, eps):
-    x, gamma, beta, dout = inputs
-    xt, gt, bt = (torch.tensor(a, requires_grad=True) for a in (x, gamma, beta))
-    t_out = F.layer_norm(xt, (x.shape[1],), gt, bt, eps)
-    t_out.backward(torch.tensor(dout))
-    out, cache = layernorm_forward(x, gamma, beta, eps)
-    assert_matches_torch(out, t_out)
-    for ours, theirs in zip(layernorm_backward(dout, cache), (xt.grad, gt.grad, bt.grad)):
+    for ours, theirs in zip(layernorm_round_trip(*inputs, eps), torch_layernorm(*inputs, eps)):
         assert_matches_torch(ours, theirs)
 
 
@@ -291,7 +308,10 @@ def test_bad_arrays_are_rejected_with_their_names():
 
 def test_layernorm_on_two_threads_is_bit_for_bit_the_single_thread_result(monkeypatch):
     # Large enough for the two-thread path; the halves' partial sums are the same either way.
+    # This is the numpy path's test: the fused kernels have their own below.
     import coursekit.normalization as normalization
+
+    monkeypatch.setenv("COURSEKIT_NUMBA", "0")
 
     rng = np.random.default_rng(7)
     x = rng.standard_normal((700, 400)) * 2 + 1
@@ -312,15 +332,11 @@ def test_layernorm_on_two_threads_is_bit_for_bit_the_single_thread_result(monkey
     monkeypatch.setattr(normalization.os, "cpu_count", lambda: 2)
     for threads in ("1", "2"):
         monkeypatch.setenv("OMP_NUM_THREADS", threads)
-        out, cache = layernorm_forward(x, gamma, beta)
-        results[threads] = (out, *layernorm_backward(dout, cache))
+        results[threads] = layernorm_round_trip(x, gamma, beta, dout)
     assert threads_started == ["coursekit-layernorm"] * 2  # forward and backward, with "2" only
     for single, double in zip(results["1"], results["2"]):
         np.testing.assert_array_equal(single, double)
-    xt, gt, bt = (torch.tensor(a, requires_grad=True) for a in (x, gamma, beta))
-    t_out = F.layer_norm(xt, (400,), gt, bt, 1e-5)
-    t_out.backward(torch.tensor(dout))
-    for ours, theirs in zip(results["2"], (t_out, xt.grad, gt.grad, bt.grad)):
+    for ours, theirs in zip(results["2"], torch_layernorm(x, gamma, beta, dout)):
         assert_matches_torch(ours, theirs)
 
 
@@ -341,3 +357,245 @@ def test_layernorm_errors_in_the_second_thread_reach_the_caller(monkeypatch):
     with pytest.raises(FloatingPointError, match="in the second half"):
         normalization._in_two_halves(work, blocks, size=1 << 20)
     assert sorted(calls) == [0, 2]
+
+
+# -- LayerNorm's fused kernels (numba) ------------------------------------------------------
+
+
+@contextlib.contextmanager
+def fused_for_any_size():
+    """The fused kernels for arrays of every size (normally from 2**18 elements on).
+
+    Yields the mocks of ``coursekit.fused_layernorm.forward`` and ``backward``: they run the
+    real kernels and count the calls, so a test can tell which path ran.
+    """
+    pytest.importorskip("numba")
+    fused = normalization._load_fused()
+    assert fused, "numba is installed but the fused kernels did not load"
+    with (
+        mock.patch.object(normalization, "_FUSED_MIN_ELEMENTS", 0),
+        mock.patch.dict(os.environ, {"COURSEKIT_NUMBA": "1"}),
+        mock.patch.object(fused, "forward", wraps=fused.forward) as forward,
+        mock.patch.object(fused, "backward", wraps=fused.backward) as backward,
+    ):
+        yield forward, backward
+
+
+def numpy_layernorm(*args):
+    with mock.patch.dict(os.environ, {"COURSEKIT_NUMBA": "0"}):
+        return layernorm_round_trip(*args)
+
+
+# Up to 40 rows (chunks of unequal sizes, some empty) and 70 features (the vectorized loops).
+LARGER_INPUTS = normalization_inputs(min_batch=1, max_batch=40, max_features=70)
+
+
+@given(LARGER_INPUTS, st.sampled_from([1e-5, 1e-2]))
+def test_fused_layernorm_matches_torch_and_the_numpy_path_in_float64(inputs, eps):
+    with fused_for_any_size() as (forward, backward):
+        fused = layernorm_round_trip(*inputs, eps)
+    assert forward.call_count == backward.call_count == 1
+    for ours, theirs, reference in zip(
+        fused, torch_layernorm(*inputs, eps), numpy_layernorm(*inputs, eps)
+    ):
+        assert ours.dtype == np.float64
+        assert_matches_torch(ours, theirs)
+        assert_matches_torch(ours, torch.from_numpy(reference))
+
+
+@st.composite
+def float32_layernorm_inputs(draw):
+    """``(x, gamma, beta, dout)`` in float32 whose rows have a spread (8 features or more).
+
+    A nearly constant row has a standard deviation below sqrt(eps), and float32's rounding of
+    its mean is then multiplied by 1/sqrt(eps) = 316: float32 results, PyTorch's too, can only
+    be compared loosely there. The float64 test covers such rows.
+    """
+    n, d = draw(st.integers(1, 40)), draw(st.integers(8, 70))
+    rng = draw(seeded_rngs())
+    loc, scale = draw(st.floats(-5, 5)), draw(st.floats(0.5, 5))
+    x = loc + scale * rng.standard_normal((n, d))
+    gamma, beta, dout = rng.standard_normal(d), rng.standard_normal(d), rng.standard_normal((n, d))
+    return [a.astype(np.float32) for a in (x, gamma, beta, dout)]
+
+
+@given(float32_layernorm_inputs())
+def test_fused_layernorm_matches_torch_and_the_numpy_path_in_float32(inputs):
+    with fused_for_any_size() as (forward, backward):
+        fused = layernorm_round_trip(*inputs)
+    assert forward.call_count == backward.call_count == 1
+    for ours, theirs, reference in zip(fused, torch_layernorm(*inputs), numpy_layernorm(*inputs)):
+        assert ours.dtype == np.float32
+        assert_matches_torch(ours, theirs, rtol=1e-5)
+        assert_matches_torch(ours, torch.from_numpy(reference), rtol=1e-5)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_fused_layernorm_is_bit_for_bit_the_same_on_one_thread_or_two(monkeypatch, dtype):
+    numba = pytest.importorskip("numba")
+    if numba.config.NUMBA_NUM_THREADS < 2:
+        pytest.skip("numba has one thread here")
+    monkeypatch.setattr(normalization.os, "cpu_count", lambda: 2)
+    rng = np.random.default_rng(11)
+    x = (rng.standard_normal((203, 150)) * 3 + 1).astype(dtype)
+    gamma, beta = rng.standard_normal(150).astype(dtype), rng.standard_normal(150).astype(dtype)
+    dout = rng.standard_normal(x.shape).astype(dtype)
+    before = numba.get_num_threads()
+    results = {}
+    with fused_for_any_size() as (forward, backward):
+        for threads in (1, 2):
+            monkeypatch.setenv("OMP_NUM_THREADS", "2")
+            numba.set_num_threads(threads)
+            try:
+                results[threads] = layernorm_round_trip(x, gamma, beta, dout)
+            finally:
+                numba.set_num_threads(before)
+        # OMP_NUM_THREADS=1: one thread, and numba's own setting is left as it was.
+        monkeypatch.setenv("OMP_NUM_THREADS", "1")
+        results["rule"] = layernorm_round_trip(x, gamma, beta, dout)
+        assert numba.get_num_threads() == before
+        assert forward.call_args.kwargs["one_thread"] is True
+    assert forward.call_count == backward.call_count == 3
+    for one, two, rule in zip(results[1], results[2], results["rule"]):
+        np.testing.assert_array_equal(one, two)
+        np.testing.assert_array_equal(one, rule)
+
+
+@pytest.mark.parametrize(
+    "x",
+    [
+        np.zeros((0, 5)),
+        np.zeros((5, 0)),
+        np.full((1, 1), 3.0),
+        np.arange(51.0).reshape(17, 3) ** 1.5,
+        np.asfortranarray(np.arange(300.0).reshape(3, 100) % 7),
+        (np.arange(400.0).reshape(4, 100) % 11)[:, ::2],
+    ],
+    ids=["no rows", "no features", "one element", "17 rows", "Fortran order", "strided"],
+)
+def test_fused_layernorm_edge_shapes_and_layouts_agree_with_numpy(x):
+    d = x.shape[1]
+    gamma, beta = np.linspace(-1, 2, d), np.linspace(0.5, 1, d)
+    dout = np.cos(np.arange(x.size, dtype=float)).reshape(x.shape)
+    x = x.copy() if x.flags.writeable else x
+    x.flags.writeable = False  # read-only input is taken as it is, without a copy
+    with fused_for_any_size() as (forward, backward):
+        fused = layernorm_round_trip(x, gamma, beta, dout)
+    assert forward.call_count == backward.call_count == 1
+    for ours, reference in zip(fused, numpy_layernorm(x, gamma, beta, dout)):
+        assert ours.shape == reference.shape
+        assert_matches_torch(ours, torch.from_numpy(reference))
+
+
+def test_fused_forward_and_numpy_backward_share_the_cache():
+    rng = np.random.default_rng(2)
+    x, dout = rng.standard_normal((9, 33)).astype(np.float32), rng.standard_normal((9, 33))
+    gamma, beta = rng.standard_normal(33), rng.standard_normal(33)
+    with fused_for_any_size() as (forward, backward):
+        out, cache = layernorm_forward(x, gamma, beta)
+        dx, dgamma, dbeta = layernorm_backward(dout, cache)  # float64 dout: numpy's backward
+    assert forward.call_count == 1 and backward.call_count == 0
+    assert set(cache) == {"xhat", "gamma", "inv_std"} and cache["inv_std"].shape == (9, 1)
+    assert dx.dtype == np.float64
+    with mock.patch.dict(os.environ, {"COURSEKIT_NUMBA": "0"}):
+        _, numpy_cache = layernorm_forward(x, gamma, beta)
+        expected = layernorm_backward(dout, numpy_cache)
+    for ours, theirs in zip((dx, dgamma, dbeta), expected):
+        np.testing.assert_allclose(ours, theirs, rtol=1e-5, atol=1e-5)
+
+
+def without_numba(monkeypatch):
+    monkeypatch.setitem(sys.modules, "numba", None)  # "import numba" now fails
+
+
+def numba_without_a_cache(monkeypatch):
+    numba = pytest.importorskip("numba")
+    from numba.core.errors import NumbaWarning
+
+    def unwritable_cache(*args, **kwargs):
+        # What numba does where neither site-packages nor a home directory is writable.
+        warnings.warn("cannot cache compiled function", NumbaWarning, stacklevel=2)
+        raise RuntimeError("cannot cache function '_forward_kernel': no locator available")
+
+    monkeypatch.setattr(numba, "njit", unwritable_cache)
+
+
+@pytest.mark.parametrize("break_numba", [without_numba, numba_without_a_cache])
+def test_layernorm_runs_numpy_silently_where_numba_cannot_help(monkeypatch, capfd, break_numba):
+    break_numba(monkeypatch)
+    monkeypatch.delitem(sys.modules, "coursekit.fused_layernorm", raising=False)
+    monkeypatch.setattr(normalization, "_fused", None)
+    monkeypatch.setattr(normalization, "_FUSED_MIN_ELEMENTS", 0)
+    monkeypatch.delenv("COURSEKIT_NUMBA", raising=False)
+    args = (np.arange(12.0).reshape(3, 4) ** 2, np.ones(4), np.zeros(4), np.ones((3, 4)))
+    with warnings.catch_warnings(record=True) as shown:
+        warnings.simplefilter("always")
+        results = layernorm_round_trip(*args)
+    assert shown == []  # nothing reaches the user's output
+    assert normalization._fused is False
+    for ours, reference in zip(results, numpy_layernorm(*args)):
+        np.testing.assert_array_equal(ours, reference)
+    assert capfd.readouterr() == ("", "")
+
+
+def test_a_failing_fused_kernel_turns_the_fused_path_off(monkeypatch):
+    monkeypatch.setattr(normalization, "_fused", normalization._fused)  # restored afterwards
+    args = (np.arange(12.0).reshape(3, 4) ** 2, np.ones(4), np.zeros(4), np.ones((3, 4)))
+    with fused_for_any_size() as (forward, backward):
+        forward.side_effect = RuntimeError("no threading layer could be loaded")
+        results = layernorm_round_trip(*args)
+        assert normalization._fused is False
+        layernorm_round_trip(*args)
+    assert forward.call_count == 1 and backward.call_count == 0
+    for ours, reference in zip(results, numpy_layernorm(*args)):
+        np.testing.assert_array_equal(ours, reference)
+
+
+def run_python(code: str, **env) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(code)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**os.environ, **env},
+    )
+
+
+def test_importing_normalization_or_small_layernorm_does_not_import_numba():
+    code = """
+        import sys
+        import numpy as np
+        import coursekit, coursekit.normalization as n
+        assert "numba" not in sys.modules
+        x = np.ones((4, 5))
+        n.layernorm_backward(x, n.layernorm_forward(x, np.ones(5), np.zeros(5))[1])
+        assert "numba" not in sys.modules, "a small array imported numba"
+        x = np.ones((512, 512))  # large, but COURSEKIT_NUMBA=0
+        n.layernorm_backward(x, n.layernorm_forward(x, np.ones(512), np.zeros(512))[1])
+        assert "numba" not in sys.modules, "COURSEKIT_NUMBA=0 imported numba"
+    """
+    result = run_python(code, COURSEKIT_NUMBA="0")
+    assert result.returncode == 0, result.stderr
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="fork is POSIX only")
+def test_a_child_forked_after_the_fused_kernels_ran_uses_numpy():
+    # A child forked after numba's OpenMP threads started would abort at its first kernel.
+    pytest.importorskip("numba")
+    code = """
+        import os
+        import numpy as np
+        import coursekit.normalization as n
+        n._FUSED_MIN_ELEMENTS = 0
+        x = np.arange(60.0).reshape(6, 10) % 7
+        parent, _ = n.layernorm_forward(x, np.ones(10), np.zeros(10))
+        assert n._fused, "the fused kernels did not run"
+        pid = os.fork()
+        if pid == 0:
+            child, _ = n.layernorm_forward(x, np.ones(10), np.zeros(10))
+            os._exit(0 if n._fused is False and np.allclose(child, parent) else 3)
+        _, status = os.waitpid(pid, 0)
+        assert os.waitstatus_to_exitcode(status) == 0, status
+    """
+    result = run_python(code, OMP_NUM_THREADS="2")
+    assert result.returncode == 0, result.stderr

@@ -228,6 +228,7 @@ def test_each_kernel_gets_its_workers_share_of_the_cores_for_blas(tmp_path, monk
         assert kernel_threads() == want
         env = sandbox_env({}, threads=kernel_threads())
         assert env["OPENBLAS_NUM_THREADS"] == env["OMP_NUM_THREADS"] == str(want)
+        assert env["COURSEKIT_NUMBA"] == "0"  # no numba compile in a sandbox
         assert KERNEL_THREADS not in env
     monkeypatch.setenv(KERNEL_THREADS, "2")
     cell = "import os\nprint(os.environ['OPENBLAS_NUM_THREADS'], os.environ['MKL_NUM_THREADS'])"

@@ -254,6 +254,9 @@ def sandbox_env(extra: dict[str, str], threads: int = 1) -> dict[str, str]:
     env["PATH"] = "/usr/local/bin:/usr/bin:/bin"
     count = str(max(1, int(threads)))
     env.update(OMP_NUM_THREADS=count, OPENBLAS_NUM_THREADS=count, MKL_NUM_THREADS=count)
+    # numba would compile LayerNorm's fused kernels afresh in every sandbox (seconds of CPU;
+    # its cache is read-only there): numpy's path gives the same result.
+    env["COURSEKIT_NUMBA"] = "0"
     env.update(extra)
     return env
 
