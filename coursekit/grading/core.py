@@ -431,10 +431,11 @@ _EXPECTED_LIMIT = 4096
 def _expected(task: Task, seed: int, secret: bytes | None, index: int, case: Case) -> Any:
     """The reference's evaluated answer to case ``index`` of ``task.draw_cases(seed, secret)``.
 
-    The cases are a function of ``(seed, secret)`` alone, so every student of a run gets the
-    same ones: a worker that grades many students computes each answer once (a5's judge
-    spends most of its time here). A copy is returned so that no comparison can change
-    the stored answer.
+    The cases are a function of ``(seed, secret)`` alone. The grader's secret is keyed by the
+    submission's definitions, so the same code regraded, or the same code handed in twice,
+    meets stored answers; otherwise :func:`prepare_expected` fills the store while the
+    notebook runs, so the judge does not wait for the reference. A copy is returned so that
+    no comparison can change the stored answer.
     """
     return copy.deepcopy(_stored_answer(task, seed, secret, index, case))
 
