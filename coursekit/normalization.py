@@ -213,6 +213,10 @@ def _try_fused(direction: str, arrays: tuple, *scalars):
     """
     global _fused
     first = arrays[0]
+    if direction == "backward":  # numba checks no bounds: a cache of other shapes stays out
+        _, xhat, gamma, inv_std = arrays
+        if np.shape(gamma) != xhat.shape[1:] or np.shape(inv_std) != (xhat.shape[0], 1):
+            return None
     if (
         first.size < _FUSED_MIN_ELEMENTS
         or first.dtype not in _FUSED_DTYPES
@@ -603,10 +607,9 @@ def layernorm_backward(dout, cache):
     xhat, gamma, inv_std = cache["xhat"], cache["gamma"], cache["inv_std"]
     dout = _check_dout(dout, xhat)
     n, d = xhat.shape
-    if np.shape(gamma) == (d,) and np.shape(inv_std) == (n, 1):  # numba checks no bounds
-        fused = _try_fused("backward", (dout, xhat, gamma, inv_std))
-        if fused is not None:
-            return fused
+    fused = _try_fused("backward", (dout, xhat, gamma, inv_std))
+    if fused is not None:
+        return fused
     dtype = np.result_type(dout, xhat)
     dx = np.empty((n, d), dtype=dtype)
     inv_d = 1.0 / max(d, 1)

@@ -155,7 +155,11 @@ def test_grading_benchmark_reports_its_overhead_entries(monkeypatch):
     monkeypatch.setattr(suite, "OVERHEAD_ALSO", {})
     results = suite.bench_grading(quick=False, repeats=1)
     names = [r.name for r in results]
-    assert names[0] == "grading" and len(names) == 2 and names[1].startswith("grading_overhead:")
+    assert names[0] == "grading" and len(names) == 3 and names[1].startswith("grading_overhead:")
+    assert names[2].startswith("grading_overhead_strict:")  # against a bare run that kills
+    strict = results[2].as_dict()
+    assert strict["target"] is None and strict["repeats"] == 2
+    assert math.isfinite(strict["ours_median_s"]) and "bare median" in strict["notes"]
     overhead = results[1].as_dict()
     assert overhead["target"] == {"op": "<=", "value": 0.3}
     assert overhead["repeats"] == 2  # one difference per submission
