@@ -62,7 +62,7 @@ from pathlib import Path
 
 from jupyter_client import AsyncKernelManager
 from nbgrader.preprocessors import Execute
-from traitlets import Int, List, Unicode
+from traitlets import Bool, Int, List, Unicode
 
 log = logging.getLogger(__name__)
 
@@ -284,6 +284,7 @@ def sandboxed_command(
     package: str | None = None,
     args_dir: str | os.PathLike | None = None,
     fallback_dirs: tuple[str, ...] = (),
+    nursery: bool = False,
 ) -> list[str]:
     """The argv that runs ``cmd`` in the sandbox described in the module docstring.
 
@@ -291,11 +292,17 @@ def sandboxed_command(
     Bubblewrap's own arguments go to a file in ``args_dir`` (a directory the sandbox does
     not see). Without a usable bubblewrap only the limits apply (warning), the mounts'
     host paths are used as they are, and ``fallback_dirs`` must be reachable by ``uid``.
+
+    With ``nursery``, ``cmd`` is a :mod:`~coursekit.instructor.nursery`: it stays root
+    with the capabilities to build each kernel's sandbox itself (and sets each kernel's
+    limits), and runs no student code. It needs bubblewrap.
     """
     if not isinstance(limits, Limits):
         raise TypeError(f"limits must be a Limits, got {type(limits).__name__}")
     uid = str(sandbox_uid() if uid is None else uid)
     setpriv = ["setpriv", "--reuid", uid, "--regid", uid, "--clear-groups", "--"]
+    if nursery and not bwrap_usable():
+        raise SandboxError("a nursery needs bubblewrap")
     if not bwrap_usable():
         log.warning(
             "bubblewrap is unusable here (%s): student code runs WITHOUT a sandbox (it can "
@@ -329,8 +336,10 @@ def sandboxed_command(
         "--proc", "/proc",
         "--unshare-net", "--unshare-pid", "--unshare-ipc", "--unshare-uts",
         "--die-with-parent", "--new-session",
-        # Only to drop to the sandbox user with setpriv; capabilities vanish with the uid.
+        # Only to drop to the sandbox user; capabilities vanish with the uid. A nursery
+        # also mounts and unshares for each kernel before it drops.
         "--cap-add", "CAP_SETUID", "--cap-add", "CAP_SETGID",
+        *(["--cap-add", "CAP_SYS_ADMIN"] if nursery else []),
     ]  # fmt: skip
     for top in tops:
         argv += ["--perms", "0755", "--tmpfs", top]
@@ -373,7 +382,9 @@ def sandboxed_command(
         fh.write(b"".join(a.encode() + b"\0" for a in argv))
     # sh only opens the files on descriptors 3 and 4 and becomes bwrap: /proc shows "bwrap
     # --args 3" and the command, none of the host paths the options name.
-    inner = [*limits.prlimit_args(), *setpriv, *cmd]
+    inner = (
+        ["prlimit", "--core=0", "--", *cmd] if nursery else [*limits.prlimit_args(), *setpriv, *cmd]
+    )
     program = no_locks_filter()
     if program is None:
         log.warning("no seccomp filter for %s: sandboxes can take file locks", os.uname().machine)
@@ -493,6 +504,48 @@ def seed_matplotlib_cache(directory: str, uid: int) -> None:
 _PROC_CHILDREN = os.path.exists(f"/proc/self/task/{os.getpid()}/children")
 
 
+def process_tree(root: int) -> list[int]:
+    """``root`` and its descendants: by each task's ``children`` file where the kernel has
+    it (a few reads per scan), else by a scan of every process's parent."""
+    if not _PROC_CHILDREN:
+        return _tree_by_scan(root)
+    tree, todo = [], [root]
+    while todo:
+        pid = todo.pop()
+        tree.append(pid)
+        try:
+            tasks = os.listdir(f"/proc/{pid}/task")
+        except OSError:
+            continue
+        for tid in tasks:
+            try:
+                with open(f"/proc/{pid}/task/{tid}/children", "rb") as fh:
+                    todo += [int(child) for child in fh.read().split()]
+            except (OSError, ValueError):
+                continue
+    return tree
+
+
+def _tree_by_scan(root: int) -> list[int]:
+    children: dict[int, list[int]] = {}
+    for entry in os.scandir("/proc"):
+        if not entry.name.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry.name}/stat", "rb") as fh:
+                stat = fh.read()
+        except OSError:
+            continue
+        fields = stat[stat.rfind(b")") + 2 :].split()
+        children.setdefault(int(fields[1]), []).append(int(entry.name))
+    tree, todo = [], [root]
+    while todo:
+        pid = todo.pop()
+        tree.append(pid)
+        todo += children.get(pid, [])
+    return tree
+
+
 class Watchdog:
     """Kills a sandbox (the process ``pid`` and all its descendants) when together they hold
     more than ``memory`` bytes of resident memory, or the files in ``directories`` grow
@@ -511,44 +564,10 @@ class Watchdog:
         self._stop.set()
 
     def _tree(self) -> list[int]:
-        """``pid`` and its descendants: by each task's ``children`` file where the kernel
-        has it (a few reads per scan), else by a scan of every process's parent."""
-        if not _PROC_CHILDREN:
-            return self._tree_by_scan()
-        tree, todo = [], [self.pid]
-        while todo:
-            pid = todo.pop()
-            tree.append(pid)
-            try:
-                tasks = os.listdir(f"/proc/{pid}/task")
-            except OSError:
-                continue
-            for tid in tasks:
-                try:
-                    with open(f"/proc/{pid}/task/{tid}/children", "rb") as fh:
-                        todo += [int(child) for child in fh.read().split()]
-                except (OSError, ValueError):
-                    continue
-        return tree
+        return process_tree(self.pid)
 
     def _tree_by_scan(self) -> list[int]:
-        children: dict[int, list[int]] = {}
-        for entry in os.scandir("/proc"):
-            if not entry.name.isdigit():
-                continue
-            try:
-                with open(f"/proc/{entry.name}/stat", "rb") as fh:
-                    stat = fh.read()
-            except OSError:
-                continue
-            fields = stat[stat.rfind(b")") + 2 :].split()
-            children.setdefault(int(fields[1]), []).append(int(entry.name))
-        tree, todo = [], [self.pid]
-        while todo:
-            pid = todo.pop()
-            tree.append(pid)
-            todo += children.get(pid, [])
-        return tree
+        return _tree_by_scan(self.pid)
 
     def _resident(self, pids: list[int]) -> int:
         total = 0
@@ -609,17 +628,23 @@ class SandboxedKernelManager(AsyncKernelManager):
     cpu_seconds = Int(Limits.cpu_seconds).tag(config=True)
     output_bytes = Int(Limits.output_bytes).tag(config=True)
     disk = Int(Limits.disk).tag(config=True)
+    warm = Bool(True, help="Fork kernels from the grading process's nursery where it can run.").tag(
+        config=True
+    )
 
     def __init__(self, **kwargs):
+        from coursekit.instructor.nursery import new_stage
+
         super().__init__(**kwargs)
         if not self.scratch_dir:
             raise ValueError("SandboxedKernelManager.scratch_dir must be set, got ''")
         os.makedirs(self.scratch_dir, exist_ok=True)
         self.transport = "ipc"
         # Unix socket paths are limited to 107 bytes: keep them in a short private directory.
-        self._socket_dir = tempfile.mkdtemp(prefix="ck-", dir="/tmp")
+        self._stage = new_stage()
+        self._socket_dir = os.path.join(self._stage, "s")
         # Removed at shutdown, or when the manager goes away after a kernel that died.
-        weakref.finalize(self, shutil.rmtree, self._socket_dir, True)
+        weakref.finalize(self, shutil.rmtree, self._stage, True)
         self.ip = os.path.join(self._socket_dir, "k")
         self.connection_file = os.path.join(self.scratch_dir, "kernel.json")
         self.watchdog: Watchdog | None = None
@@ -666,6 +691,14 @@ class SandboxedKernelManager(AsyncKernelManager):
             {"HOME": home, "TMPDIR": home, "MPLCONFIGDIR": f"{home}/.matplotlib"},
             threads=kernel_threads(),
         )
+        if bwrap_usable() and self.warm:
+            kernel = self._fork_warm(kernel_cmd, submission, uid, package, kw["env"], mounts)
+            if kernel is not None:
+                self.provisioner.process, self.provisioner.pid = kernel, kernel.pid
+                self.provisioner.pgid, self.provisioner.cwd = None, "/"
+                self._watch(kernel.pid)
+                self._reconcile_connection_info(self.provisioner.connection_info)
+                return None
         argv = sandboxed_command(
             cmd,
             mounts=mounts,
@@ -681,17 +714,101 @@ class SandboxedKernelManager(AsyncKernelManager):
         connection_info = await super()._async_launch_kernel(argv, **kw)
         process = getattr(self.provisioner, "process", None)
         if process is not None:
-            self.watchdog = Watchdog(
-                process.pid, self.memory, directories=(self._socket_dir,), disk=self.disk
-            )
+            self._watch(process.pid)
         return connection_info
+
+    def _watch(self, pid: int) -> None:
+        self.watchdog = Watchdog(pid, self.memory, directories=(self._socket_dir,), disk=self.disk)
+
+    def _fork_warm(self, kernel_cmd, submission, uid, package, env, mounts):
+        """The kernel forked by this process's nursery, or ``None`` to start it cold (the
+        command is not ipykernel's usual one, or no nursery can run here)."""
+        from coursekit.instructor import nursery
+
+        launcher, options = kernel_cmd[1:5], kernel_cmd[5:]
+        if launcher != ["-m", "ipykernel_launcher", "-f", self.connection_file] or not all(
+            o.startswith("--") for o in options
+        ):
+            return None
+        python, hide, threads = kernel_cmd[0], tuple(self.hide), kernel_threads()
+        key = (python, package, hide, threads, uid)
+        shared = nursery.Nursery.shared(
+            key, lambda: self._start_nursery(python, package, hide, threads, uid, mounts)
+        )
+        if shared is None:
+            return None
+        limits = self.limits
+        order = {
+            "uid": uid,
+            "submission": SUBMISSION,
+            "home": HOME,
+            "home_dirs": [".matplotlib"],
+            "home_files": [
+                m.target[len(HOME) + 1 :]
+                for m in mounts
+                if m.target.startswith(f"{HOME}/.matplotlib/")
+            ],
+            "disk": self.disk,
+            "cwd": SUBMISSION,
+            "env": env,
+            "argv": ["-f", f"{nursery.RUN}/{os.path.basename(self.connection_file)}", *options],
+            "limits": {
+                "RLIMIT_AS": limits.memory,
+                "RLIMIT_NPROC": limits.processes,
+                "RLIMIT_CPU": limits.cpu_seconds,
+                "RLIMIT_FSIZE": limits.output_bytes,
+                "RLIMIT_CORE": 0,
+            },
+        }
+        try:
+            return shared.spawn(self._stage, submission, self.connection_file, order)
+        except (OSError, nursery.NurseryUnavailable) as exc:
+            nursery.Nursery.refuse(key, f"the nursery could not fork a kernel: {exc}")
+            return None
+
+    def _start_nursery(self, python, package, hide, threads, uid, mounts):
+        """A new :class:`~coursekit.instructor.nursery.Nursery`: the kernel's sandbox with
+        the stages of this process in place of one student's files."""
+        from coursekit.instructor import nursery
+
+        stages = nursery.staging_root()
+        keep = [m for m in mounts if m.target in (HOME, f"{HOME}/.matplotlib")]
+        keep += [m for m in mounts if m.target.startswith(f"{HOME}/.matplotlib/")]
+        argv = sandboxed_command(
+            [python, "-c", "from coursekit.instructor.nursery import serve; serve()"],
+            mounts=[
+                Mount(None, SUBMISSION),
+                Mount(None, nursery.RUN),
+                Mount(None, nursery.KEEP),
+                *keep,
+                Mount(stages, stages, writable=True),
+            ],
+            cwd="/",
+            limits=self.limits,
+            hide=hide,
+            uid=uid,
+            package=package,
+            args_dir=self.scratch_dir,
+            nursery=True,
+        )
+        env = sandbox_env(
+            {
+                "HOME": HOME,
+                "TMPDIR": HOME,
+                "MPLCONFIGDIR": f"{HOME}/.matplotlib",
+                # As ipykernel sets it before a cold kernel's student imports matplotlib.
+                "MPLBACKEND": "module://matplotlib_inline.backend_inline",
+            },
+            threads=threads,
+        )
+        return nursery.Nursery(key=(python, package, hide, threads, uid), argv=argv, env=env)
 
     async def _async_cleanup_resources(self, restart: bool = False) -> None:
         await super()._async_cleanup_resources(restart=restart)
         if self.watchdog is not None:
             self.watchdog.stop()
         if not restart:
-            shutil.rmtree(self._socket_dir, ignore_errors=True)
+            shutil.rmtree(self._stage, ignore_errors=True)
 
     async def _async_signal_kernel(self, signum: int) -> None:
         # A signal to the sandbox's process group would stop bubblewrap, not the kernel (it

@@ -1,0 +1,105 @@
+"""Warm kernels: forked by a nursery, each in a sandbox of its own, as contained as a cold one."""
+
+from __future__ import annotations
+
+import json
+import os
+
+import pytest
+from test_sandbox import course, run_cells, stdout  # noqa: F401 - the fixture, too
+
+from coursekit.instructor import nursery
+from coursekit.instructor.sandbox import HOME, SUBMISSION, SandboxedKernelManager, bwrap_usable
+
+pytestmark = pytest.mark.skipif(not bwrap_usable(), reason="bubblewrap is unusable here")
+
+#: What a kernel can learn about its own sandbox, as one JSON line.
+INSPECT = """
+import json, os, stat
+def writable_dirs():
+    found = set()
+    for line in open('/proc/self/mountinfo'):
+        fields = line.split()
+        if 'ro' in fields[5].split(',') or fields[4].startswith(('/proc', '/sys')):
+            continue
+        for root, dirs, _ in os.walk(fields[4]):
+            if os.access(root, os.W_OK):
+                found.add(root)
+    return sorted(found)
+status = dict(l.split(':', 1) for l in open('/proc/self/status'))
+print(json.dumps({
+    'uid': os.getuid(), 'pid': os.getpid(), 'pids': sorted(p for p in os.listdir('/proc') if p.isdigit()),
+    'caps': status['CapEff'].strip(), 'seccomp': status['Seccomp'].strip(),
+    'nnp': status['NoNewPrivs'].strip(), 'writable': writable_dirs(),
+    'home': sorted(os.listdir(os.environ['HOME'])), 'shm': sorted(os.listdir('/dev/shm')),
+    'tmp': sorted(os.listdir('/tmp')), 'cwd': os.getcwd(), 'files': sorted(os.listdir('.')),
+    'random': __import__('numpy').random.rand(),
+    'staged': sorted(os.path.join(d, n) for top in os.listdir('/tmp') if top.startswith('ck-')
+                     for d, ds, fs in os.walk('/tmp/' + top) for n in ds + fs),
+}))
+"""
+LEAVE_TRACES = """
+import os
+for place in (os.environ['HOME'], '/dev/shm', os.environ['TMPDIR']):
+    try:
+        open(os.path.join(place, 'left-by-alice'), 'w').write('x')
+    except OSError:
+        pass
+"""
+
+
+def inspect(cell) -> dict:
+    return json.loads(stdout(cell).strip().splitlines()[-1])
+
+
+def test_each_warm_kernel_gets_a_sandbox_of_its_own(tmp_path, course):  # noqa: F811
+    first = run_cells(tmp_path / "one", [INSPECT, LEAVE_TRACES])
+    second = run_cells(tmp_path / "two", [INSPECT])
+    a, b = inspect(first.cells[0]), inspect(second.cells[0])
+    for seen in (a, b):
+        assert seen["uid"] >= 200000 and seen["caps"] == "0000000000000000"
+        assert seen["seccomp"] == "2" and seen["nnp"] == "1"  # the no-locks filter, no setuid
+        assert seen["pids"] == ["1", str(seen["pid"])]  # its init and itself, nothing else
+        assert seen["cwd"] == SUBMISSION and seen["files"] == ["mine.txt"]
+        # writable: its own home, its own /dev/shm and its sockets' directory, nothing else
+        others = [w for w in seen["writable"] if not w.startswith((HOME, "/dev/shm"))]
+        assert len(others) == 1 and others[0].endswith("/s"), seen["writable"]
+        # of the grader's stages only its own sockets' directory: no copy of the submission
+        stage = os.path.dirname(others[0])
+        assert all(p == others[0] or p.startswith(others[0] + "/") for p in seen["staged"][1:])
+        assert seen["staged"][0] == stage + "/s" or seen["staged"][0] == stage, seen["staged"]
+    # nothing the first student left is seen by the next one
+    assert b["home"] == a["home"] and "left-by-alice" not in b["home"] + b["shm"]
+    assert a["random"] != b["random"]  # numpy's global generator is reseeded in every fork
+
+
+def test_kernels_are_forked_by_the_nursery_and_die_like_cold_ones(tmp_path, course):  # noqa: F811
+    import asyncio
+
+    async def start_and_kill():
+        km = SandboxedKernelManager(scratch_dir=str(tmp_path / "scratch"))
+        submission = tmp_path / "sub"
+        submission.mkdir()
+        await km.start_kernel(cwd=str(submission))
+        process = km.provisioner.process
+        alive = await km.is_alive()
+        await km.shutdown_kernel(now=True)
+        return process, alive
+
+    process, alive = asyncio.run(start_and_kill())
+    assert isinstance(process, nursery.WarmKernel) and alive
+    assert process.poll() == -9  # killed: the pid is gone
+    # a kernel that kills itself dies (it is not its namespace's first process)
+    from nbclient.exceptions import DeadKernelError
+
+    suicide = "import os, signal\nos.kill(os.getpid(), signal.SIGKILL)"
+    with pytest.raises(DeadKernelError):
+        run_cells(tmp_path / "self", [suicide, "print('still here')"], timeout=20)
+
+
+def test_without_a_nursery_kernels_start_cold_in_the_same_sandbox(tmp_path, course, monkeypatch):  # noqa: F811
+    monkeypatch.setenv(nursery.WARM_ENV, "0")
+    nb = run_cells(tmp_path, [INSPECT])
+    seen = inspect(nb.cells[0])
+    assert seen["uid"] >= 200000 and seen["caps"] == "0000000000000000"
+    assert seen["seccomp"] == "2" and seen["cwd"] == SUBMISSION
