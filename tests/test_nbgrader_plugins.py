@@ -107,3 +107,31 @@ def test_only_the_metadata_check_is_swapped_and_the_order_is_kept():
     swapped = compiled_metadata_check(steps)
     assert swapped[0] is Execute and swapped[3] == "x.Y"
     assert swapped[1] is swapped[2] and issubclass(swapped[1], CheckCellMetadata)
+
+
+def test_the_grading_pipeline_swaps_execute_and_the_check_in_both_lists_and_keeps_the_rest():
+    from nbgrader.converters import Autograde
+    from traitlets.config import Config
+
+    from coursekit.grading.nbgrader_plugins import (
+        HarmlessStderrToStdout,
+        autograde_preprocessors,
+        grading_pipeline,
+    )
+
+    class MyExecute(Execute):
+        pass
+
+    config = Config()
+    config.Autograde.autograde_preprocessors = autograde_preprocessors()  # the course's
+    grading_pipeline(config, execute=MyExecute)
+    graded = config.Autograde.autograde_preprocessors
+    assert Execute not in graded and graded.index(MyExecute) + 1 == graded.index(
+        HarmlessStderrToStdout
+    )
+    sanitize = config.Autograde.sanitize_preprocessors  # nbgrader's default, no Execute
+    for steps in (graded, sanitize):
+        checks = [p for p in steps if isinstance(p, type) and issubclass(p, CheckCellMetadata)]
+        assert checks and all(p is not CheckCellMetadata for p in checks)
+    default = list(Autograde.class_traits()["sanitize_preprocessors"].default())
+    assert len(sanitize) == len(default)

@@ -103,9 +103,25 @@ def _compiled_check():
     return CheckCellMetadata, CompiledCheckCellMetadata
 
 
-def compiled_metadata_check(preprocessors: list) -> list:
+def compiled_metadata_check(preprocessors: list, execute=None) -> list:
     """``preprocessors`` with nbgrader's ``CheckCellMetadata`` replaced by the same check
-    on a compiled schema (:func:`_compiled_check`)."""
+    on a compiled schema (:func:`_compiled_check`) and, given ``execute``, nbgrader's
+    ``Execute`` replaced by it; the order is kept."""
+    from nbgrader.preprocessors import Execute
+
     original, compiled = _compiled_check()
-    names = (original, "nbgrader.preprocessors.CheckCellMetadata")
-    return [compiled if p in names else p for p in preprocessors]
+    swaps = {original: compiled, "nbgrader.preprocessors.CheckCellMetadata": compiled}
+    if execute is not None:
+        swaps.update({Execute: execute, "nbgrader.preprocessors.Execute": execute})
+    return [swaps.get(p, p) for p in preprocessors]
+
+
+def grading_pipeline(config, execute) -> None:
+    """Set the two preprocessor lists of ``config.Autograde`` (the course's, else nbgrader's
+    defaults) to the pipeline coursekit grades with: ``execute`` in place of nbgrader's
+    ``Execute`` and the compiled metadata check (:func:`compiled_metadata_check`)."""
+    from nbgrader.converters import Autograde
+
+    for step in ("sanitize_preprocessors", "autograde_preprocessors"):
+        steps = config.Autograde.get(step) or getattr(Autograde, step).default()
+        config.Autograde[step] = compiled_metadata_check(list(steps), execute)

@@ -264,13 +264,6 @@ def _prepare_scratch(job: GradingJob, scratch: Path):
     state = course_root / ".coursekit"
     load_secret(state)  # created on the course's first grading
     hide = (course_root, job.scratch_root, job.source_dir)
-    from nbgrader.converters import Autograde
-
-    from coursekit.grading.nbgrader_plugins import compiled_metadata_check
-
-    for step in ("sanitize_preprocessors", "autograde_preprocessors"):
-        steps = config.Autograde.get(step) or getattr(Autograde, step).default()
-        config.Autograde[step] = compiled_metadata_check(list(steps))
     configure_sandbox(
         config,
         scratch_dir=scratch / "sandbox",
