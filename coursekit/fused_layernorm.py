@@ -144,6 +144,24 @@ def _launch(kernel, args, one_thread: bool) -> None:
             numba.set_num_threads(before)
 
 
+def accepts(direction: str, arrays: tuple) -> bool:
+    """Whether the shapes of ``arrays`` are the ones :func:`forward` or :func:`backward`
+    (``direction``) takes. The compiled loops check no bounds, so anything else, such as a
+    cache from another shape, must go to the numpy code, which raises a clear error."""
+    if direction == "forward":
+        x, gamma, beta = arrays
+        shapes = [np.shape(gamma), np.shape(beta)]
+        return np.ndim(x) == 2 and shapes == [np.shape(x)[1:]] * 2
+    dout, xhat, gamma, inv_std = arrays
+    n, *d = np.shape(xhat)
+    return (
+        np.ndim(xhat) == 2
+        and np.shape(dout) == np.shape(xhat)
+        and list(np.shape(gamma)) == d
+        and np.shape(inv_std) == (n, 1)
+    )
+
+
 def forward(x, gamma, beta, eps: float, *, one_thread: bool = False):
     r"""LayerNorm forward pass over the rows of ``x`` in one sweep.
 

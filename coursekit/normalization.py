@@ -213,10 +213,6 @@ def _try_fused(direction: str, arrays: tuple, *scalars):
     """
     global _fused
     first = arrays[0]
-    if direction == "backward":  # numba checks no bounds: a cache of other shapes stays out
-        _, xhat, gamma, inv_std = arrays
-        if np.shape(gamma) != xhat.shape[1:] or np.shape(inv_std) != (xhat.shape[0], 1):
-            return None
     if (
         first.size < _FUSED_MIN_ELEMENTS
         or first.dtype not in _FUSED_DTYPES
@@ -225,7 +221,7 @@ def _try_fused(direction: str, arrays: tuple, *scalars):
     ):
         return None
     fused = _load_fused()
-    if not fused:
+    if not fused or not fused.accepts(direction, arrays):
         return None
     kernel = getattr(fused, direction)
     try:

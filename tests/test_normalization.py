@@ -504,6 +504,24 @@ def test_fused_forward_and_numpy_backward_share_the_cache():
         np.testing.assert_allclose(ours, theirs, rtol=1e-5, atol=1e-5)
 
 
+def test_the_fused_kernels_take_only_the_shapes_they_were_written_for():
+    x = dout = np.ones((4, 3))
+    with fused_for_any_size() as (_, backward):
+        fused = normalization._load_fused()
+        assert fused.accepts("forward", (x, np.ones(3), np.ones(3)))
+        assert not fused.accepts("forward", (x, np.ones(4), np.ones(3)))
+        assert fused.accepts("backward", (dout, x, np.ones(3), np.ones((4, 1))))
+        for gamma, inv_std in [(np.ones(4), np.ones((4, 1))), (np.ones(3), np.ones((3, 1)))]:
+            assert not fused.accepts("backward", (dout, x, gamma, inv_std))
+        # the compiled loops check no bounds: a cache of another shape goes to numpy, which
+        # says what is wrong
+        _, cache = layernorm_forward(x, np.ones(3), np.zeros(3))
+        cache["inv_std"] = np.ones((3, 1))
+        with pytest.raises(ValueError):
+            layernorm_backward(dout, cache)
+    assert backward.call_count == 0
+
+
 def without_numba(monkeypatch):
     monkeypatch.setitem(sys.modules, "numba", None)  # "import numba" now fails
 
