@@ -40,14 +40,43 @@ import json
 import os
 import sys
 
-#: What the nursery imports before it forks (a module that is missing is skipped).
+#: What the nursery imports before it forks (a module that is missing is skipped): what
+#: every kernel imports as it starts (ipykernel with its debugger, IPython's inspector and
+#: history store), what plotting needs short of the inline backend, and what the course's
+#: notebooks import.
 PRELOAD = (
     "ipykernel.kernelapp",
     "ipykernel.ipkernel",
     "ipykernel.zmqshell",
+    "ipykernel.debugger",
+    "IPython.core.debugger",
+    "IPython.core.oinspect",
+    "IPython.core.pylabtools",
+    "IPython.core.completerlib",
+    "IPython.core.logger",
+    "IPython.extensions.storemagic",
+    "tornado.platform.asyncio",
+    "sqlite3",
     "numpy",
+    "numpy.random",
     "matplotlib.pyplot",
+    "matplotlib.backends.backend_agg",
+    "PIL.PngImagePlugin",
+    "PIL.BmpImagePlugin",
+    "PIL.GifImagePlugin",
+    "PIL.JpegImagePlugin",
+    "PIL.PpmImagePlugin",
     "coursekit",
+    "coursekit.grading",
+    "coursekit.gradcheck",
+    "coursekit.data",
+    "coursekit.layers",
+    "coursekit.losses",
+    "coursekit.models",
+    "coursekit.normalization",
+    "coursekit.dropout",
+    "coursekit.optim",
+    "coursekit.trainer",
 )
 #: Where a fork moves its own staging directory while it hides the others.
 KEEP = "/tmp/sandbox/keep"
@@ -86,15 +115,25 @@ def serve() -> None:
 
 
 def _preload() -> list[str]:
+    """Import :data:`PRELOAD`; what the imports print (debugpy warns about frozen modules)
+    goes nowhere, as a kernel's own start-up chatter does."""
     import importlib
 
     loaded = []
-    for name in PRELOAD:
-        try:
-            importlib.import_module(name)
-        except Exception:  # noqa: BLE001 - the kernel imports it itself, or fails as it would
-            continue
-        loaded.append(name)
+    stderr = os.dup(2)
+    null = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(null, 2)
+    os.close(null)
+    try:
+        for name in PRELOAD:
+            try:
+                importlib.import_module(name)
+            except Exception:  # noqa: BLE001 - the kernel imports it itself, or fails as it would
+                continue
+            loaded.append(name)
+    finally:
+        os.dup2(stderr, 2)
+        os.close(stderr)
     return loaded
 
 
