@@ -103,3 +103,24 @@ def test_without_a_nursery_kernels_start_cold_in_the_same_sandbox(tmp_path, cour
     seen = inspect(nb.cells[0])
     assert seen["uid"] >= 200000 and seen["caps"] == "0000000000000000"
     assert seen["seccomp"] == "2" and seen["cwd"] == SUBMISSION
+
+
+def test_a_nursery_that_cannot_fork_gives_cold_kernels_and_says_so_once(
+    tmp_path,
+    course,  # noqa: F811
+    monkeypatch,
+    caplog,
+):
+    # The nursery is told to keep stages aside at a path its sandbox does not have: its
+    # first fork fails to mount, and every kernel of this configuration starts cold.
+    monkeypatch.setattr(nursery, "KEEP", "/tmp/sandbox/elsewhere")
+    first = run_cells(tmp_path, [INSPECT])
+    second = run_cells(tmp_path, [INSPECT])  # the same configuration: no new attempt
+    for nb in (first, second):
+        seen = inspect(nb.cells[0])
+        assert seen["uid"] >= 200000 and seen["caps"] == "0000000000000000"
+        assert seen["cwd"] == SUBMISSION and seen["seccomp"] == "2"
+    said = [
+        r.getMessage() for r in caplog.records if "warm kernels are unavailable" in r.getMessage()
+    ]
+    assert len(said) == 1 and "could not fork" in said[0] and "/tmp/sandbox/keep" in said[0]

@@ -39,6 +39,8 @@ from __future__ import annotations
 import json
 import os
 import sys
+import threading
+import time
 
 #: What the nursery imports before it forks (a module that is missing is skipped): what
 #: every kernel imports as it starts (ipykernel with its debugger, IPython's inspector and
@@ -352,15 +354,19 @@ class Nursery:
 
     _shared: Nursery | None = None
     _refused: set = set()  # configurations whose nursery failed to start (said once)
+    # Workers may be threads of one process (a Dask worker): one order at a time.
+    _lock = threading.RLock()
+    #: Seconds to wait for the nursery's imports, and for one fork's answer.
+    START_SECONDS, FORK_SECONDS = 120.0, 30.0
 
     def __init__(self, key: tuple, argv: list[str], env: dict[str, str]):
         import subprocess
 
-        self.key = key
+        self.key, self.owner = key, os.getpid()
         self.process = subprocess.Popen(
             argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=env, cwd="/"
         )
-        ready = self._ask(None)
+        ready = self._ask(None, self.START_SECONDS)
         if not ready.get("ready"):
             self.close()
             raise NurseryUnavailable(f"the nursery did not start: {ready}")
@@ -371,34 +377,41 @@ class Nursery:
         """Start kernels cold for ``key`` from now on in this process, saying ``why`` once."""
         import logging
 
-        if cls._shared is not None and cls._shared.key == key:
-            cls._shared.close()
-            cls._shared = None
-        if key not in cls._refused:
+        with cls._lock:
+            if cls._shared is not None and cls._shared.key == key:
+                cls._shared.close()
+                cls._shared = None
+            if key in cls._refused:
+                return
             cls._refused.add(key)
-            logging.getLogger(__name__).warning(
-                "warm kernels are unavailable here (%s): every kernel starts cold, in a "
-                "sandbox of its own",
-                why,
-            )
+        logging.getLogger(__name__).warning(
+            "warm kernels are unavailable here (%s): every kernel starts cold, in a sandbox "
+            "of its own",
+            why,
+        )
 
     @classmethod
     def shared(cls, key: tuple, start) -> Nursery | None:
         """The nursery for ``key`` (``start()`` makes one), or ``None`` where none can run."""
-        current = cls._shared
-        if current is not None and current.key == key and current.process.poll() is None:
-            return current
-        if current is not None:
-            current.close()
-            cls._shared = None
-        if key in cls._refused or os.environ.get(WARM_ENV, "1").strip() == "0":
-            return None
-        try:
-            cls._shared = start()
-        except (OSError, NurseryUnavailable) as exc:
-            cls.refuse(key, exc)
-            return None
-        return cls._shared
+        with cls._lock:
+            current = cls._shared
+            if current is not None and current.owner != os.getpid():
+                current = cls._shared = None  # a forked grader's copy: the parent's nursery
+            if current is not None and current.key == key and current.process.poll() is None:
+                return current
+            if current is not None:
+                current.close()
+                cls._shared = None
+            if key in cls._refused or os.environ.get(WARM_ENV, "1").strip() == "0":
+                return None
+            try:
+                cls._shared = start()
+            except (OSError, NurseryUnavailable) as exc:
+                error = exc
+            else:
+                return cls._shared
+        cls.refuse(key, error)
+        return None
 
     def spawn(self, stage: str, submission: str, connection_file: str, order: dict):
         """Fork a kernel for ``order`` (see :func:`_sandbox_self`) with ``submission`` and
@@ -413,7 +426,8 @@ class Nursery:
         shutil.copyfile(connection_file, os.path.join(run, os.path.basename(connection_file)))
         for directory in ("submission", "run"):
             prepare_submission(os.path.join(stage, directory))  # readable by the kernel
-        answer = self._ask({**order, "stage": stage})
+        with self._lock:
+            answer = self._ask({**order, "stage": stage}, self.FORK_SECONDS)
         if "pid" not in answer:
             raise NurseryUnavailable(answer.get("error", f"no answer: {answer}"))
         host_pid = self._host_pid(int(answer["pid"]))
@@ -421,16 +435,27 @@ class Nursery:
             raise NurseryUnavailable(f"the kernel {answer['pid']} was not found")
         return WarmKernel(host_pid)
 
-    def _ask(self, order: dict | None) -> dict:
+    def _ask(self, order: dict | None, seconds: float) -> dict:
+        """Send ``order`` (none: only read) and read the one-line answer within ``seconds``."""
+        import select
+
         try:
             if order is not None:
                 self.process.stdin.write(json.dumps(order).encode() + b"\n")
                 self.process.stdin.flush()
-            line = self.process.stdout.readline()
+            line, deadline = b"", time.monotonic() + seconds
+            out = self.process.stdout.fileno()
+            while not line.endswith(b"\n"):
+                left = deadline - time.monotonic()
+                if left <= 0 or not select.select([out], [], [], left)[0]:
+                    raise NurseryUnavailable(f"the nursery did not answer within {seconds:.0f} s")
+                chunk = os.read(out, 65536)
+                if not chunk:
+                    status = self.process.poll()
+                    raise NurseryUnavailable(f"the nursery exited (status {status})")
+                line += chunk
         except OSError as exc:
             raise NurseryUnavailable(f"the nursery stopped answering: {exc}") from exc
-        if not line:
-            raise NurseryUnavailable(f"the nursery exited (status {self.process.poll()})")
         return json.loads(line)
 
     def _host_pid(self, nursery_pid: int) -> int | None:
