@@ -429,3 +429,32 @@ def test_the_watchdog_finds_every_descendant_and_kills_the_tree_over_its_memory(
     finally:
         root.kill()
         root.wait()
+
+
+def test_the_watchdog_can_leave_out_a_root_that_only_shares_its_pages():
+    """A warm kernel's init holds nothing but pages it shares with the kernel: left out, the
+    tree is judged by its other processes' memory."""
+    import subprocess
+    import sys
+    import time
+
+    from coursekit.instructor.sandbox import Watchdog, process_tree
+
+    script = (
+        "import os, time\nblob = bytearray(96 * 1024**2)\nblob[::4096] = b'x' * len(blob[::4096])\n"
+        "if os.fork() == 0:\n    time.sleep(60)\n    os._exit(0)\ntime.sleep(60)\n"
+    )
+    for count_root, survives in ((False, True), (True, False)):
+        root = subprocess.Popen([sys.executable, "-c", script])
+        try:
+            deadline = time.monotonic() + 30
+            while len(process_tree(root.pid)) < 2 and time.monotonic() < deadline:
+                time.sleep(0.05)  # the child exists once both hold the 96 MiB (shared)
+            time.sleep(0.2)
+            watch = Watchdog(root.pid, memory=160 * 1024**2, every=0.05, count_root=count_root)
+            time.sleep(1.0)
+            assert (root.poll() is None) == survives, (count_root, watch.reason)
+            watch.stop()
+        finally:
+            root.kill()
+            root.wait()

@@ -549,10 +549,17 @@ def _tree_by_scan(root: int) -> list[int]:
 class Watchdog:
     """Kills a sandbox (the process ``pid`` and all its descendants) when together they hold
     more than ``memory`` bytes of resident memory, or the files in ``directories`` grow
-    past ``disk`` bytes. ``reason`` says why it struck."""
+    past ``disk`` bytes. ``reason`` says why it struck.
 
-    def __init__(self, pid: int, memory: int, directories=(), disk: int = 0, every=0.1):
+    Without ``count_root`` the memory of ``pid`` itself is left out: a warm kernel's init
+    (:mod:`~coursekit.instructor.nursery`) holds only pages it shares with the kernel, which
+    would otherwise be counted twice."""
+
+    def __init__(
+        self, pid: int, memory: int, directories=(), disk: int = 0, every=0.1, count_root=True
+    ):
         self.pid, self.memory, self.directories, self.disk = pid, memory, directories, disk
+        self._count_root = count_root
         self.reason: str | None = None
         self._stop = threading.Event()
         self._every = every
@@ -596,7 +603,8 @@ class Watchdog:
             pids = self._tree()
             if len(pids) == 1 and not os.path.exists(f"/proc/{self.pid}"):
                 return
-            if self._resident(pids) > self.memory:
+            counted = pids if self._count_root else [p for p in pids if p != self.pid]
+            if self._resident(counted) > self.memory:
                 self.reason = (
                     f"its processes together used more than {self.memory / 1024**3:.1f} GiB "
                     "of memory"
@@ -696,7 +704,7 @@ class SandboxedKernelManager(AsyncKernelManager):
             if kernel is not None:
                 self.provisioner.process, self.provisioner.pid = kernel, kernel.pid
                 self.provisioner.pgid, self.provisioner.cwd = None, "/"
-                self._watch(kernel.pid)
+                self._watch(kernel.pid, warm=True)
                 self._reconcile_connection_info(self.provisioner.connection_info)
                 return None
         argv = sandboxed_command(
@@ -717,8 +725,10 @@ class SandboxedKernelManager(AsyncKernelManager):
             self._watch(process.pid)
         return connection_info
 
-    def _watch(self, pid: int) -> None:
-        self.watchdog = Watchdog(pid, self.memory, directories=(self._socket_dir,), disk=self.disk)
+    def _watch(self, pid: int, warm: bool = False) -> None:
+        self.watchdog = Watchdog(
+            pid, self.memory, directories=(self._socket_dir,), disk=self.disk, count_root=not warm
+        )
 
     def _fork_warm(self, kernel_cmd, submission, uid, package, env, mounts):
         """The kernel forked by this process's nursery, or ``None`` to start it cold (the
@@ -1239,14 +1249,15 @@ def configure_sandbox(
     runtime_root=None,
 ) -> None:
     """Make nbgrader's ``Autograde`` run every kernel sandboxed, with hidden tests graded
-    apart (:class:`SandboxedExecute`).
+    apart (:class:`SandboxedExecute`), in coursekit's pipeline
+    (:func:`coursekit.grading.nbgrader_plugins.grading_pipeline`).
 
     ``config`` is the course's traitlets ``Config`` (changed in place); ``hide`` should name
     the course directory and the grader's scratch root; ``secret_file`` is the course
     secret (:func:`coursekit.instructor.hidden.load_secret`); ``runtime_root`` where the
     runtimes of the hidden-case processes are cached (shared by a run's submissions).
     """
-    from nbgrader.converters import Autograde
+    from coursekit.grading.nbgrader_plugins import grading_pipeline
 
     config.SandboxedKernelManager.scratch_dir = str(scratch_dir)
     config.SandboxedKernelManager.hide = [str(p) for p in hide]
@@ -1261,11 +1272,4 @@ def configure_sandbox(
         config.SandboxedExecute.secret_file = str(secret_file)
     if runtime_root:
         config.SandboxedExecute.runtime_root = str(runtime_root)
-    current = (
-        config.Autograde.get("autograde_preprocessors")
-        or Autograde.autograde_preprocessors.default()
-    )
-    config.Autograde.autograde_preprocessors = [
-        SandboxedExecute if p is Execute or p == "nbgrader.preprocessors.Execute" else p
-        for p in current
-    ]
+    grading_pipeline(config, execute=SandboxedExecute)
