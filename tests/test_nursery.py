@@ -33,18 +33,20 @@ print(json.dumps({
     'nnp': status['NoNewPrivs'].strip(), 'writable': writable_dirs(),
     'home': sorted(os.listdir(os.environ['HOME'])), 'shm': sorted(os.listdir('/dev/shm')),
     'tmp': sorted(os.listdir('/tmp')), 'cwd': os.getcwd(), 'files': sorted(os.listdir('.')),
-    'random': __import__('numpy').random.rand(),
+    'random': __import__('numpy').random.rand(), 'sid': os.getsid(0),
+    'init': open('/proc/1/cmdline').read().replace(chr(0), ' '),
     'staged': sorted(os.path.join(d, n) for top in os.listdir('/tmp') if top.startswith('ck-')
                      for d, ds, fs in os.walk('/tmp/' + top) for n in ds + fs),
 }))
 """
 LEAVE_TRACES = """
-import os
+import os, signal
 for place in (os.environ['HOME'], '/dev/shm', os.environ['TMPDIR']):
     try:
         open(os.path.join(place, 'left-by-alice'), 'w').write('x')
     except OSError:
         pass
+os.kill(1, signal.SIGINT)  # the init ignores it
 """
 
 
@@ -53,16 +55,21 @@ def inspect(cell) -> dict:
 
 
 def test_each_warm_kernel_gets_a_sandbox_of_its_own(tmp_path, course):  # noqa: F811
-    first = run_cells(tmp_path / "one", [INSPECT, LEAVE_TRACES])
-    second = run_cells(tmp_path / "two", [INSPECT])
+    first = run_cells(tmp_path, [INSPECT, LEAVE_TRACES, "print('alive')"])
+    forked_by = nursery.Nursery._shared.process.pid
+    second = run_cells(tmp_path, [INSPECT])
+    assert nursery.Nursery._shared.process.pid == forked_by  # one nursery, two kernels
+    assert stdout(first.cells[2]).strip() == "alive"
     a, b = inspect(first.cells[0]), inspect(second.cells[0])
     for seen in (a, b):
         assert seen["uid"] >= 200000 and seen["caps"] == "0000000000000000"
         assert seen["seccomp"] == "2" and seen["nnp"] == "1"  # the no-locks filter, no setuid
         assert seen["pids"] == ["1", str(seen["pid"])]  # its init and itself, nothing else
+        assert seen["sid"] == 1  # the init's session, not the nursery's
+        assert "nursery import serve" in seen["init"]  # forked, not started cold
         assert seen["cwd"] == SUBMISSION and seen["files"] == ["mine.txt"]
-        # writable: its own home, its own /dev/shm and its sockets' directory, nothing else
-        others = [w for w in seen["writable"] if not w.startswith((HOME, "/dev/shm"))]
+        # writable: its own home and its sockets' directory, nothing else (no /dev/shm)
+        others = [w for w in seen["writable"] if not w.startswith(HOME)]
         assert len(others) == 1 and others[0].endswith("/s"), seen["writable"]
         # of the grader's stages only its own sockets' directory: no copy of the submission
         stage = os.path.dirname(others[0])
@@ -70,6 +77,7 @@ def test_each_warm_kernel_gets_a_sandbox_of_its_own(tmp_path, course):  # noqa: 
         assert seen["staged"][0] == stage + "/s" or seen["staged"][0] == stage, seen["staged"]
     # nothing the first student left is seen by the next one
     assert b["home"] == a["home"] and "left-by-alice" not in b["home"] + b["shm"]
+    assert a["shm"] == b["shm"] == []
     assert a["random"] != b["random"]  # numpy's global generator is reseeded in every fork
 
 
@@ -102,7 +110,22 @@ def test_without_a_nursery_kernels_start_cold_in_the_same_sandbox(tmp_path, cour
     nb = run_cells(tmp_path, [INSPECT])
     seen = inspect(nb.cells[0])
     assert seen["uid"] >= 200000 and seen["caps"] == "0000000000000000"
-    assert seen["seccomp"] == "2" and seen["cwd"] == SUBMISSION
+    assert seen["seccomp"] == "2" and seen["cwd"] == SUBMISSION and "bwrap" in seen["init"]
+
+
+def test_a_submission_that_cannot_be_staged_exactly_gets_a_cold_kernel_alone(
+    tmp_path,
+    course,  # noqa: F811
+):
+    submission = tmp_path / "course" / "submitted" / "alice" / "a1"
+    submission.mkdir(parents=True)
+    os.mkfifo(submission / "pipe")  # copy_submission leaves it out; a cold kernel binds it
+    nb = run_cells(tmp_path, [INSPECT])
+    seen = inspect(nb.cells[0])
+    assert seen["files"] == ["mine.txt", "pipe"] and "bwrap" in seen["init"]  # cold
+    os.unlink(submission / "pipe")
+    nb = run_cells(tmp_path, [INSPECT])  # the same configuration forks again
+    assert "nursery import serve" in inspect(nb.cells[0])["init"]
 
 
 def test_a_nursery_that_cannot_fork_gives_cold_kernels_and_says_so_once(

@@ -148,7 +148,7 @@ def test_command_line_hides_instructor_files_and_keeps_them_off_proc(tmp_path):
     )
     # bubblewrap's options (every host path) come from a file the sandbox cannot see
     assert argv[:3] == ["/bin/sh", "-c", argv[2]] and str(tmp_path) not in " ".join(argv[6:])
-    assert argv[5].endswith("no-locks.bpf")  # the seccomp program, read on descriptor 4
+    assert argv[5].endswith("sandbox.bpf")  # the seccomp program, read on descriptor 4
     options = Path(argv[4]).read_bytes().split(b"\0")
     text = b" ".join(options).decode()
     for flag in ("--unshare-net", "--unshare-pid", "--die-with-parent", "--new-session"):
@@ -375,10 +375,55 @@ def test_no_sandbox_can_take_a_file_lock(tmp_path, course):
     assert stdout(nb.cells[0]).strip() == "[1, 1, True]"  # EPERM twice; fcntl still works
 
 
-def test_the_seccomp_program_is_well_formed():
-    from coursekit.instructor.sandbox import no_locks_filter
+#: keyctl's number (test-side, not the module's table): x86_64, aarch64.
+KEYCTL = {"x86_64": 250, "aarch64": 219}
+#: Channels between sandboxes and memory outside every process: each must fail with EPERM
+#: (1) in a sandbox, and works outside one.
+PROBE_DENIED = """
+import ctypes, os, platform
+libc = ctypes.CDLL(None, use_errno=True)
+def errno_of(call):
+    try:
+        result = call()
+    except OSError as exc:
+        return exc.errno
+    return ctypes.get_errno() if result == -1 else 0
+def shared_segment():
+    segment = libc.shmget(0, 4096, 0o1000 | 0o600)
+    if segment >= 0:
+        libc.shmctl(segment, 0, None)  # IPC_RMID: nothing left behind
+    return segment
+print([
+    errno_of(lambda: os.memfd_create('m')),
+    errno_of(shared_segment),
+    errno_of(lambda: libc.inotify_init1(0)),
+    errno_of(lambda: libc.syscall(%d, 0, -4, 0)),  # KEYCTL_GET_KEYRING_ID, the user keyring
+])
+"""
 
-    program = no_locks_filter()
+
+def test_no_sandbox_can_use_keyrings_file_watches_or_memory_outside_its_processes(
+    tmp_path, course, monkeypatch
+):
+    import platform
+    import subprocess
+    import sys
+
+    if platform.machine() not in KEYCTL:
+        pytest.skip("no filter for this machine")
+    probe = PROBE_DENIED % KEYCTL[platform.machine()]
+    outside = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True)
+    assert outside.stdout.strip() == "[0, 0, 0, 0]", outside.stderr
+    for warm in ("1", "0"):
+        monkeypatch.setenv("COURSEKIT_WARM_KERNELS", warm)
+        nb = run_cells(tmp_path / warm, [probe])
+        assert stdout(nb.cells[0]).strip() == "[1, 1, 1, 1]", warm
+
+
+def test_the_seccomp_program_is_well_formed():
+    from coursekit.instructor.sandbox import sandbox_filter
+
+    program = sandbox_filter()
     if program is None:
         pytest.skip("no filter for this machine")
     import struct
@@ -458,3 +503,21 @@ def test_the_watchdog_can_leave_out_a_root_that_only_shares_its_pages():
         finally:
             root.kill()
             root.wait()
+
+
+def test_files_in_the_sockets_directory_count_against_the_disk_limit_at_any_depth(tmp_path):
+    """The kernel's sockets' directory is the one writable place on the grader's disk: what
+    the kernel writes there, in folders of folders too, counts against its disk limit."""
+    fill = (
+        "import json, os, time\n"
+        "sockets = os.path.dirname(json.load(open('/tmp/sandbox/run/kernel.json'))['ip'])\n"
+        "deep = os.path.join(sockets, 'd', 'e')\nos.makedirs(deep)\n"
+        "for i in range(6):\n"
+        "    with open(os.path.join(deep, str(i)), 'wb') as fh:\n"
+        "        fh.write(b'x' * 8 * 1024**2)\n"
+        "time.sleep(10)\nprint('survived')"
+    )
+    nb = run_graded(tmp_path, [fill, "print('after')"], kernel_traits={"disk": 16 * 1024**2})
+    assert "survived" not in stdout(nb.cells[0])
+    died = [o for o in nb.cells[0].outputs if o.output_type == "error"]
+    assert died and "MiB of files" in died[0].evalue, nb.cells[0].outputs

@@ -84,6 +84,8 @@ PRELOAD = (
 KEEP = "/tmp/sandbox/keep"
 #: The kernel's connection directory inside the sandbox.
 RUN = "/tmp/sandbox/run"
+#: Parts of a fresh ``/proc`` put back read only, as bubblewrap does.
+_PROC_READ_ONLY = ("sys", "sysrq-trigger", "irq", "bus")
 
 # Linux's constants (linux/sched.h, linux/mount.h, linux/prctl.h).
 _CLONE_NEWNS, _CLONE_NEWUTS, _CLONE_NEWIPC = 0x00020000, 0x04000000, 0x08000000
@@ -199,13 +201,18 @@ def _become_kernel(order: dict, report: int) -> None:
     ``report``, and become the init of the kernel's namespace: fork the kernel, collect
     every process that ends in the namespace, and leave when the kernel does (which ends
     them all, as bubblewrap's init does). Never returns."""
+    import signal
+
     code = 1
     try:
         _sandbox_self(order)
+        os.setsid()  # a session of its own, as bubblewrap's --new-session gives
+        signal.signal(signal.SIGINT, signal.SIG_IGN)  # Python's handler would let a signal end it
         os.write(report, b"ok\n")
         os.close(report)
         kernel = os.fork()
         if kernel == 0:
+            signal.signal(signal.SIGINT, signal.default_int_handler)
             try:
                 _run_kernel(order)
                 code = 0
@@ -245,8 +252,9 @@ def _sandbox_self(order: dict) -> None:
         with open(os.path.join(home, name), "rb") as fh:
             carried[name] = fh.read()
     _mount("tmpfs", home, "tmpfs", _MS_NOSUID | _MS_NODEV, f"mode=0700,size={disk}")
-    # The nursery's /dev/shm is shared by its forks: each kernel gets its own.
-    _mount("tmpfs", "/dev/shm", "tmpfs", _MS_NOSUID | _MS_NODEV, f"mode=1777,size={disk}")
+    # The nursery's /dev/shm is shared by its forks: each kernel gets an empty one, read
+    # only as in a cold kernel's bubblewrap (memory there would count in no process).
+    _mount("tmpfs", "/dev/shm", "tmpfs", _MS_NOSUID | _MS_NODEV | _MS_RDONLY, "mode=0755,size=4096")
     for directory in order.get("home_dirs", ()):
         os.makedirs(os.path.join(home, directory), exist_ok=True)
     for name, content in carried.items():
@@ -256,6 +264,11 @@ def _sandbox_self(order: dict) -> None:
         for path in (folder, *(os.path.join(folder, f) for f in files)):
             os.chown(path, uid, uid)
     _mount("proc", "/proc", "proc", _MS_NOSUID | _MS_NODEV | _MS_NOEXEC)
+    for covered in _PROC_READ_ONLY:  # as bubblewrap covers them (a kernel's knobs)
+        path = f"/proc/{covered}"
+        if os.path.exists(path):
+            _mount(path, path, None, _MS_BIND | _MS_REC)
+            _mount(None, path, None, _MS_BIND | _MS_REMOUNT | _MS_RDONLY | _MS_NOSUID | _MS_NODEV)
     for name, value in order["limits"].items():
         limit = getattr(resource, name)
         resource.setrlimit(limit, (int(value), int(value)))
@@ -345,6 +358,10 @@ class NurseryUnavailable(RuntimeError):
     """The nursery cannot start or fork here; kernels start cold."""
 
 
+class NotStaged(RuntimeError):
+    """This submission cannot be staged exactly for a fork; this kernel starts cold."""
+
+
 class Nursery:
     """A running nursery (module docstring) for one sandbox configuration ``key``.
 
@@ -419,13 +436,23 @@ class Nursery:
         import shutil
 
         from coursekit.instructor.sandbox import prepare_submission
+        from coursekit.instructor.submission_files import copy_submission
 
-        shutil.copytree(submission, os.path.join(stage, "submission"), symlinks=True)
-        run = os.path.join(stage, "run")
-        os.makedirs(run, mode=0o755)
-        shutil.copyfile(connection_file, os.path.join(run, os.path.basename(connection_file)))
-        for directory in ("submission", "run"):
-            prepare_submission(os.path.join(stage, directory))  # readable by the kernel
+        # The grader's copy of a submission is bounded and holds regular files only; any
+        # other directory is staged only if it copies exactly (a cold kernel binds it).
+        try:
+            notes = copy_submission(submission, os.path.join(stage, "submission"))
+            run = os.path.join(stage, "run")
+            os.makedirs(run, mode=0o755)
+            shutil.copyfile(connection_file, os.path.join(run, os.path.basename(connection_file)))
+            for directory in ("submission", "run"):
+                prepare_submission(os.path.join(stage, directory))  # readable by the kernel
+        except OSError as exc:
+            notes = [str(exc)]
+        if notes:
+            for directory in ("submission", "run"):
+                shutil.rmtree(os.path.join(stage, directory), ignore_errors=True)
+            raise NotStaged("; ".join(notes))
         with self._lock:
             answer = self._ask({**order, "stage": stage}, self.FORK_SECONDS)
         if "pid" not in answer:

@@ -385,12 +385,15 @@ def sandboxed_command(
     inner = (
         ["prlimit", "--core=0", "--", *cmd] if nursery else [*limits.prlimit_args(), *setpriv, *cmd]
     )
-    program = no_locks_filter()
+    program = sandbox_filter()
     if program is None:
-        log.warning("no seccomp filter for %s: sandboxes can take file locks", os.uname().machine)
+        log.warning(
+            "no seccomp filter for %s: sandboxes can take file locks and use keyrings",
+            os.uname().machine,
+        )
         script = 'f="$1"; shift; exec "$0" --args 3 -- "$@" 3<"$f"'
         return ["/bin/sh", "-c", script, shutil.which("bwrap"), args_file, *inner]
-    filter_file = os.path.join(args_dir, "no-locks.bpf")
+    filter_file = os.path.join(args_dir, "sandbox.bpf")
     if not os.path.exists(filter_file):
         fd, tmp = tempfile.mkstemp(prefix="bpf-", dir=args_dir)
         with os.fdopen(fd, "wb") as fh:
@@ -400,44 +403,89 @@ def sandboxed_command(
     return ["/bin/sh", "-c", script, shutil.which("bwrap"), args_file, filter_file, *inner]
 
 
-# -- no file locks: a lock on a file every sandbox can open is a channel between them -----------
+# -- what no sandbox may do: channels between sandboxes, memory no limit sees -----------------
 _BPF = struct.Struct("=HBBI")  # struct sock_filter: code, jt, jf, k
 _LD_W_ABS, _JEQ_K, _RET_K = 0x20, 0x15, 0x06
 _SECCOMP_RET_ALLOW, _SECCOMP_RET_ERRNO, _EPERM = 0x7FFF0000, 0x00050000, 1
-#: audit arch, flock's and fcntl's numbers, per machine (x86_64, aarch64).
-_LOCK_SYSCALLS = {"x86_64": (0xC000003E, 73, 72), "aarch64": (0xC00000B7, 32, 25)}
+#: Per machine: the audit arch, fcntl's number, and the system calls that always fail.
+_SYSCALLS = {
+    "x86_64": (
+        0xC000003E,
+        72,
+        {
+            "flock": 73,
+            "shmget": 29,
+            "memfd_create": 319,
+            "memfd_secret": 447,
+            "add_key": 248,
+            "request_key": 249,
+            "keyctl": 250,
+            "inotify_init": 253,
+            "inotify_init1": 294,
+            "fanotify_init": 300,
+        },
+    ),
+    "aarch64": (
+        0xC00000B7,
+        25,
+        {
+            "flock": 32,
+            "shmget": 194,
+            "memfd_create": 279,
+            "memfd_secret": 447,
+            "add_key": 217,
+            "request_key": 218,
+            "keyctl": 219,
+            "inotify_init1": 26,
+            "fanotify_init": 262,
+        },
+    ),
+}
 #: fcntl commands that set a lock: F_SETLK, F_SETLKW, F_OFD_SETLK, F_OFD_SETLKW.
 _FCNTL_SET_LOCK = (6, 7, 37, 38)
 
 
-def no_locks_filter() -> bytes | None:
-    """A seccomp program (for ``bwrap --seccomp``) that makes ``flock`` and the fcntl
-    commands that set a lock fail with EPERM, or ``None`` on a machine it does not know.
+def sandbox_filter() -> bytes | None:
+    """A seccomp program (for ``bwrap --seccomp``) under which these system calls fail with
+    EPERM, or ``None`` on a machine it does not know:
 
-    Sandboxes see the same read-only files (the Python installation), and a lock taken on
-    one is visible to every process on the machine, whatever its namespaces: two sandboxes
-    running at once (a student's kernel and another's hidden-case runner) could talk through
-    locks. Nothing a notebook or the runner needs takes a lock.
+    * file locks (``flock``, and the ``fcntl`` commands that set one): sandboxes see the
+      same read-only files (the Python installation), and a lock taken on one is visible to
+      every process on the machine, whatever its namespaces, so two sandboxes running at
+      once (a student's kernel and another's hidden-case runner) could talk through locks;
+    * kernel keyrings (``add_key``, ``request_key``, ``keyctl``): they belong to a user id,
+      not a namespace, and outlive the processes that made them, so a kernel could leave a
+      message for the next one that runs as the same user;
+    * file watches (``inotify``, ``fanotify``): a watch on a shared read-only file sees
+      another sandbox open it;
+    * memory that belongs to no process (``memfd_create``, ``memfd_secret``, ``shmget``):
+      pages written there count in no process's resident memory, so the watchdog's limit
+      would not see them.
+
+    Nothing a notebook or the runner needs makes these calls.
     """
     import platform
 
-    known = _LOCK_SYSCALLS.get(platform.machine())
+    known = _SYSCALLS.get(platform.machine())
     if known is None:
         return None
-    arch, flock, fcntl = known
-    n = len(_FCNTL_SET_LOCK)
+    arch, fcntl, denied = known
+    numbers = sorted(set(denied.values()))
+    n, m = len(_FCNTL_SET_LOCK), len(numbers)
     # Jump offsets count from the next instruction; ALLOW and ERRNO are the last two.
     program = [
         (_LD_W_ABS, 0, 0, 4),  # seccomp_data.arch
-        (_JEQ_K, 0, 4 + n, arch),  # another arch: allow
+        (_JEQ_K, 0, m + 3 + n, arch),  # another arch: allow
         (_LD_W_ABS, 0, 0, 0),  # seccomp_data.nr
-        (_JEQ_K, 3 + n, 0, flock),  # flock: EPERM
+    ]
+    for i, number in enumerate(numbers):
+        program.append((_JEQ_K, (m - 1 - i) + 3 + n, 0, number))  # always EPERM
+    program += [
         (_JEQ_K, 0, 1 + n, fcntl),  # not fcntl: allow
         (_LD_W_ABS, 0, 0, 24),  # args[1], low 32 bits (little endian)
     ]
     for i, cmd in enumerate(_FCNTL_SET_LOCK):
-        left = n - 1 - i
-        program.append((_JEQ_K, left + 1, 0, cmd))  # a lock command: EPERM
+        program.append((_JEQ_K, n - i, 0, cmd))  # a lock command: EPERM
     program += [
         (_RET_K, 0, 0, _SECCOMP_RET_ALLOW),
         (_RET_K, 0, 0, _SECCOMP_RET_ERRNO | _EPERM),
@@ -546,6 +594,10 @@ def _tree_by_scan(root: int) -> list[int]:
     return tree
 
 
+#: What the watchdog counts for each file or folder in a watched directory, whatever its size.
+_BLOCK = 4096
+
+
 class Watchdog:
     """Kills a sandbox (the process ``pid`` and all its descendants) when together they hold
     more than ``memory`` bytes of resident memory, or the files in ``directories`` grow
@@ -587,12 +639,17 @@ class Watchdog:
         return total
 
     def _disk(self) -> int:
-        total = 0
-        for directory in self.directories:
+        """Bytes of the files under ``directories``, at any depth; every entry counts at
+        least one block, so that a flood of empty files or folders is counted too."""
+        total, todo = 0, list(self.directories)
+        while todo and total <= self.disk:
             try:
-                with os.scandir(directory) as entries:
+                with os.scandir(todo.pop()) as entries:
                     for entry in entries:
-                        if entry.is_file(follow_symlinks=False):
+                        total += _BLOCK
+                        if entry.is_dir(follow_symlinks=False):
+                            todo.append(entry.path)
+                        elif entry.is_file(follow_symlinks=False):
                             total += entry.stat(follow_symlinks=False).st_size
             except OSError:
                 continue
@@ -772,6 +829,9 @@ class SandboxedKernelManager(AsyncKernelManager):
         }
         try:
             return shared.spawn(self._stage, submission, self.connection_file, order)
+        except nursery.NotStaged as exc:
+            log.info("this kernel starts cold: its files cannot be staged exactly (%s)", exc)
+            return None
         except (OSError, nursery.NurseryUnavailable) as exc:
             nursery.Nursery.refuse(key, f"the nursery could not fork a kernel: {exc}")
             return None
