@@ -69,8 +69,9 @@ log = logging.getLogger(__name__)
 #: The first of the unprivileged user ids sandboxes run as (one per grading process and
 #: role, so that ``RLIMIT_NPROC``, counted per user, is not shared).
 SANDBOX_UID = 200000
-#: Added to a kernel's user id for the process that runs its hidden cases.
-RUNNER_UID_OFFSET = 1_000_000
+#: Added to a kernel's user id for the process that runs its hidden cases: Linux's largest
+#: possible pid (PID_MAX_LIMIT, 2**22), so that no kernel's id is ever another's runner's.
+RUNNER_UID_OFFSET = 1 << 22
 #: Directories hidden behind an empty tmpfs unless something in them is put back.
 HIDDEN = ("/root", "/home", "/work", "/tmp", "/var/tmp", "/srv", "/mnt")
 #: Where the sandboxed code sees its files.
