@@ -83,6 +83,9 @@ def test_each_warm_kernel_gets_a_sandbox_of_its_own(tmp_path, course):  # noqa: 
 
 def test_kernels_are_forked_by_the_nursery_and_die_like_cold_ones(tmp_path, course):  # noqa: F811
     import asyncio
+    from queue import Empty
+
+    from coursekit.instructor.sandbox import SandboxedKernelClient
 
     async def start_and_kill():
         km = SandboxedKernelManager(scratch_dir=str(tmp_path / "scratch"))
@@ -90,12 +93,22 @@ def test_kernels_are_forked_by_the_nursery_and_die_like_cold_ones(tmp_path, cour
         submission.mkdir()
         await km.start_kernel(cwd=str(submission))
         process = km.provisioner.process
+        client = km.client()
+        client.start_channels()
+        await client.wait_for_ready(timeout=60)
+        # ready once the kernel_info exchange came through IOPub, and nothing of it is left
+        try:
+            left = await client.iopub_channel.get_msg(timeout=0.3)
+        except Empty:
+            left = None
         alive = await km.is_alive()
+        client.stop_channels()
         await km.shutdown_kernel(now=True)
-        return process, alive
+        return process, alive, client, left
 
-    process, alive = asyncio.run(start_and_kill())
+    process, alive, client, left = asyncio.run(start_and_kill())
     assert isinstance(process, nursery.WarmKernel) and alive
+    assert isinstance(client, SandboxedKernelClient) and left is None
     assert process.poll() == -9  # killed: the pid is gone
     # a kernel that kills itself dies (it is not its namespace's first process)
     from nbclient.exceptions import DeadKernelError

@@ -230,25 +230,47 @@ def _become_kernel(order: dict, report: int) -> None:
 
 
 def _sandbox_self(order: dict) -> None:
-    import resource
-
-    stage, uid = order["stage"], int(order["uid"])
+    """Steps 2 and 3 of the module docstring, for the process that becomes the kernel's init
+    (step 1, the namespaces, was its parent's)."""
     _mount(None, "/", None, _MS_REC | _MS_PRIVATE)
-    # Hold this kernel's stage aside, hide the nursery's stages, and put back only what the
-    # kernel needs: its sockets' directory at its own path, the submission and the
-    # connection file where the kernel expects them.
+    _mount_stage(order["stage"], order["submission"])
+    _fresh_home(order)
+    _mount("proc", "/proc", "proc", _MS_NOSUID | _MS_NODEV | _MS_NOEXEC)
+    for covered in _PROC_READ_ONLY:  # as bubblewrap covers them (a kernel's knobs)
+        path = f"/proc/{covered}"
+        if os.path.exists(path):
+            _mount(path, path, None, _MS_BIND | _MS_REC)
+            _mount(None, path, None, _MS_BIND | _MS_REMOUNT | _MS_RDONLY | _MS_NOSUID | _MS_NODEV)
+    _become_sandbox_user(order)
+    os.chdir(order["cwd"])
+    null = os.open(os.devnull, os.O_RDWR)
+    for fd in (0, 1, 2):
+        os.dup2(null, fd)
+    os.close(null)
+
+
+def _mount_stage(stage: str, submission: str) -> None:
+    """Hold this kernel's stage aside, hide the nursery's stages, and put back only what the
+    kernel needs: its sockets' directory at its own path, the submission and the connection
+    file where the kernel expects them (read only)."""
     _mount(stage, KEEP, None, _MS_BIND | _MS_REC)
     _mount("tmpfs", os.path.dirname(stage), "tmpfs", _MS_NOSUID | _MS_NODEV, "mode=0755,size=65536")
     os.makedirs(f"{stage}/s")
     _mount(f"{KEEP}/s", f"{stage}/s", None, _MS_BIND)
     ro = _MS_NOSUID | _MS_NODEV | _MS_RDONLY
-    for source, target in ((f"{KEEP}/submission", order["submission"]), (f"{KEEP}/run", RUN)):
+    for source, target in ((f"{KEEP}/submission", submission), (f"{KEEP}/run", RUN)):
         _mount(source, target, None, _MS_BIND | _MS_REC)
         _mount(None, target, None, _MS_BIND | _MS_REMOUNT | ro)
     _umount(KEEP)
-    home, disk = order["home"], int(order["disk"])
+
+
+def _fresh_home(order: dict) -> None:
+    """An empty in-memory home of ``disk`` bytes owned by the sandbox user, with the files
+    of the nursery's home that ``home_files`` names (matplotlib's font list), and an empty
+    read-only ``/dev/shm``."""
+    home, disk, uid = order["home"], int(order["disk"]), int(order["uid"])
     carried = {}
-    for name in order.get("home_files", ()):  # the nursery's copies, for the fresh home
+    for name in order.get("home_files", ()):
         with open(os.path.join(home, name), "rb") as fh:
             carried[name] = fh.read()
     _mount("tmpfs", home, "tmpfs", _MS_NOSUID | _MS_NODEV, f"mode=0700,size={disk}")
@@ -263,12 +285,14 @@ def _sandbox_self(order: dict) -> None:
     for folder, _dirs, files in os.walk(home):
         for path in (folder, *(os.path.join(folder, f) for f in files)):
             os.chown(path, uid, uid)
-    _mount("proc", "/proc", "proc", _MS_NOSUID | _MS_NODEV | _MS_NOEXEC)
-    for covered in _PROC_READ_ONLY:  # as bubblewrap covers them (a kernel's knobs)
-        path = f"/proc/{covered}"
-        if os.path.exists(path):
-            _mount(path, path, None, _MS_BIND | _MS_REC)
-            _mount(None, path, None, _MS_BIND | _MS_REMOUNT | _MS_RDONLY | _MS_NOSUID | _MS_NODEV)
+
+
+def _become_sandbox_user(order: dict) -> None:
+    """The kernel's limits, then its user: no groups, its uid (which drops every
+    capability), no new privileges; checked."""
+    import resource
+
+    uid = int(order["uid"])
     for name, value in order["limits"].items():
         limit = getattr(resource, name)
         resource.setrlimit(limit, (int(value), int(value)))
@@ -278,11 +302,6 @@ def _sandbox_self(order: dict) -> None:
     _prctl(_PR_SET_NO_NEW_PRIVS, 1)
     if os.getuid() != uid or _capabilities() != 0:
         raise RuntimeError("the kernel kept privileges after dropping to the sandbox user")
-    os.chdir(order["cwd"])
-    null = os.open(os.devnull, os.O_RDWR)
-    for fd in (0, 1, 2):
-        os.dup2(null, fd)
-    os.close(null)
 
 
 def _run_kernel(order: dict) -> None:

@@ -60,9 +60,9 @@ import weakref
 from dataclasses import dataclass
 from pathlib import Path
 
-from jupyter_client import AsyncKernelManager
+from jupyter_client import AsyncKernelClient, AsyncKernelManager
 from nbgrader.preprocessors import Execute
-from traitlets import Bool, Int, List, Unicode
+from traitlets import Bool, DottedObjectName, Int, List, Type, Unicode
 
 log = logging.getLogger(__name__)
 
@@ -678,6 +678,45 @@ class Watchdog:
                 return
 
 
+class SandboxedKernelClient(AsyncKernelClient):
+    """jupyter_client's client, ready as soon as the kernel answers and its status messages
+    for that answer have come through IOPub.
+
+    jupyter_client's ``wait_for_ready`` then waits for 0.2 s of silence on IOPub to flush
+    it, on every kernel start. The messages it would flush are those of the ``kernel_info``
+    request (nbclient reads only what answers its own requests anyway); they end with the
+    kernel's ``idle`` status for that request, so the wait can end there.
+    """
+
+    async def _async_wait_for_ready(self, timeout: float | None = None) -> None:
+        from queue import Empty
+
+        deadline = time.monotonic() + (float("inf") if timeout is None else timeout)
+        while True:
+            request = self.kernel_info()
+            try:
+                reply = await self.shell_channel.get_msg(timeout=1)
+                while reply["parent_header"].get("msg_id") != request:
+                    reply = await self.shell_channel.get_msg(timeout=1)
+                while True:  # IOPub is connected once the request's statuses come through
+                    msg = await self.iopub_channel.get_msg(timeout=0.2)
+                    if (
+                        msg["msg_type"] == "status"
+                        and msg["parent_header"].get("msg_id") == request
+                        and msg["content"].get("execution_state") == "idle"
+                    ):
+                        self._handle_kernel_info_reply(reply)
+                        return
+            except Empty:
+                pass
+            if not await self._async_is_alive():
+                raise RuntimeError("Kernel died before replying to kernel_info")
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"Kernel didn't respond in {timeout:.0f} seconds")
+
+    wait_for_ready = _async_wait_for_ready  # the async client binds the name to its own
+
+
 class SandboxedKernelManager(AsyncKernelManager):
     """A kernel manager whose kernels run in :func:`sandboxed_command`'s sandbox.
 
@@ -694,6 +733,8 @@ class SandboxedKernelManager(AsyncKernelManager):
     cpu_seconds = Int(Limits.cpu_seconds).tag(config=True)
     output_bytes = Int(Limits.output_bytes).tag(config=True)
     disk = Int(Limits.disk).tag(config=True)
+    client_class = DottedObjectName("coursekit.instructor.sandbox.SandboxedKernelClient")
+    client_factory = Type(klass=AsyncKernelClient, default_value=SandboxedKernelClient)
     warm = Bool(True, help="Fork kernels from the grading process's nursery where it can run.").tag(
         config=True
     )
@@ -764,6 +805,7 @@ class SandboxedKernelManager(AsyncKernelManager):
                 self.provisioner.pgid, self.provisioner.cwd = None, "/"
                 self._watch(kernel.pid, warm=True)
                 self._reconcile_connection_info(self.provisioner.connection_info)
+                await self._sockets_bound(kernel)
                 return None
         argv = sandboxed_command(
             cmd,
@@ -781,7 +823,22 @@ class SandboxedKernelManager(AsyncKernelManager):
         process = getattr(self.provisioner, "process", None)
         if process is not None:
             self._watch(process.pid)
+            await self._sockets_bound(process)
         return connection_info
+
+    async def _sockets_bound(self, process, seconds: float = 60.0) -> None:
+        """Return once the kernel has bound its five sockets (or died, or ``seconds``
+        passed; nbclient then reports it). A client that connects before a socket exists
+        retries only after ZeroMQ's reconnect interval (0.1 s): a wait on every notebook."""
+        import asyncio
+
+        ports = ("shell_port", "iopub_port", "stdin_port", "control_port", "hb_port")
+        paths = [f"{self.ip}-{getattr(self, port)}" for port in ports]
+        deadline = time.monotonic() + seconds
+        while not all(map(os.path.exists, paths)) and time.monotonic() < deadline:
+            if process.poll() is not None:
+                return
+            await asyncio.sleep(0.002)
 
     def _watch(self, pid: int, warm: bool = False) -> None:
         self.watchdog = Watchdog(
@@ -873,6 +930,11 @@ class SandboxedKernelManager(AsyncKernelManager):
             threads=threads,
         )
         return nursery.Nursery(key=(python, package, hide, threads, uid), argv=argv, env=env)
+
+    async def _async_wait(self, pollinterval: float = 0.1) -> None:
+        # A killed sandbox is gone within milliseconds: jupyter_client's steps of 0.1 s
+        # would add a tenth of a second to every notebook.
+        await super()._async_wait(pollinterval=min(pollinterval, 0.005))
 
     async def _async_cleanup_resources(self, restart: bool = False) -> None:
         await super()._async_cleanup_resources(restart=restart)
