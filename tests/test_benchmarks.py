@@ -165,3 +165,11 @@ def test_grading_benchmark_reports_its_overhead_entries(monkeypatch):
     assert overhead["repeats"] == 2  # one difference per submission
     assert math.isfinite(overhead["ours_median_s"]) and abs(overhead["ours_median_s"]) < 30
     assert "bare median" in overhead["notes"] and "grading step median" in overhead["notes"]
+
+
+def test_times_below_their_floor_print_with_a_minus_sign():
+    sys.path.insert(0, str(RUN.parent))
+    import run as suite
+
+    assert suite._fmt_time(-0.844) == "−844.00 ms" and suite._fmt_time(-1.5) == "−1.50 s"
+    assert suite._fmt_time(2e-5) == "20.0 µs" and suite._fmt_time(None) == "-"
