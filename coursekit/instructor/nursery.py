@@ -402,10 +402,13 @@ class Nursery:
         self.process = subprocess.Popen(
             argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=env, cwd="/"
         )
-        ready = self._ask(None, self.START_SECONDS)
-        if not ready.get("ready"):
+        try:
+            ready = self._ask(None, self.START_SECONDS)
+            if not ready.get("ready"):
+                raise NurseryUnavailable(f"the nursery did not start: {ready}")
+        except BaseException:
             self.close()
-            raise NurseryUnavailable(f"the nursery did not start: {ready}")
+            raise
         self.preloaded = ready.get("preloaded", [])
 
     @classmethod
