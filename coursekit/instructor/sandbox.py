@@ -125,16 +125,21 @@ class Limits:
     notebook_seconds: int = 900
     notebook_output_bytes: int = 4 * 1024**2
 
+    def rlimits(self) -> dict[str, int]:
+        """The per-process limits, by ``resource`` name (what a warm kernel sets itself)."""
+        return {
+            "RLIMIT_AS": self.memory,
+            "RLIMIT_NPROC": self.processes,
+            "RLIMIT_CPU": self.cpu_seconds,
+            "RLIMIT_FSIZE": self.output_bytes,
+            "RLIMIT_CORE": 0,
+        }
+
     def prlimit_args(self) -> list[str]:
-        return [
-            "prlimit",
-            f"--as={self.memory}",
-            f"--nproc={self.processes}",
-            f"--cpu={self.cpu_seconds}",
-            f"--fsize={self.output_bytes}",
-            "--core=0",
-            "--",
-        ]
+        """The same limits as a ``prlimit`` command prefix (what a cold kernel starts under)."""
+        flags = {"RLIMIT_AS": "as", "RLIMIT_NPROC": "nproc", "RLIMIT_CPU": "cpu"}
+        flags.update(RLIMIT_FSIZE="fsize", RLIMIT_CORE="core")
+        return ["prlimit", *(f"--{flags[k]}={v}" for k, v in self.rlimits().items()), "--"]
 
 
 #: Set to 1 to grade without bubblewrap even where it works (the fallback, resource limits
@@ -862,7 +867,6 @@ class SandboxedKernelManager(AsyncKernelManager):
         )
         if shared is None:
             return None
-        limits = self.limits
         order = {
             "uid": uid,
             "submission": SUBMISSION,
@@ -877,13 +881,7 @@ class SandboxedKernelManager(AsyncKernelManager):
             "cwd": SUBMISSION,
             "env": env,
             "argv": ["-f", f"{nursery.RUN}/{os.path.basename(self.connection_file)}", *options],
-            "limits": {
-                "RLIMIT_AS": limits.memory,
-                "RLIMIT_NPROC": limits.processes,
-                "RLIMIT_CPU": limits.cpu_seconds,
-                "RLIMIT_FSIZE": limits.output_bytes,
-                "RLIMIT_CORE": 0,
-            },
+            "limits": self.limits.rlimits(),
         }
         try:
             return shared.spawn(self._stage, submission, self.connection_file, order)
